@@ -1,0 +1,640 @@
+//! The configuration file (SPEC §6): parsed and validated once at start, so
+//! that every mistake is reported with its file, line and key before the
+//! helper answers anything.
+
+use crate::replay;
+use crate::totp::Seed;
+use crate::verify::{Keys, OtpParams, Secret};
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::fmt;
+use std::ops::RangeInclusive;
+use std::path::{Path, PathBuf};
+use toml::Spanned;
+use zeroize::{Zeroize, Zeroizing};
+
+pub const DEFAULT_PATH: &str = "/etc/xmpp-token-auth/config.toml";
+pub const PATH_VARIABLE: &str = "XMPP_TOKEN_AUTH_CONFIG";
+
+/// Below this many bytes a `token_secret` is accepted with a warning.
+const SHORT_SECRET: usize = 16;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum IsUserPolicy {
+    /// True for every user of a domain that has a secret.
+    #[default]
+    ServedDomains,
+    Always,
+    Never,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum ProtocolChoice {
+    /// `line` when stdin is a terminal (Prosody), `ejabberd` otherwise.
+    #[default]
+    Auto,
+    /// 2-byte big-endian length-prefixed frames.
+    Ejabberd,
+    /// One request per line, replies `1` or `0`.
+    Line,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum LogTarget {
+    #[default]
+    Syslog,
+    Stderr,
+    None,
+}
+
+/// A validated configuration.
+#[derive(Debug)]
+pub struct Config {
+    pub path: PathBuf,
+    pub otp: OtpParams,
+    pub replay_protection: bool,
+    pub replay_cache_size: usize,
+    pub isuser: IsUserPolicy,
+    pub protocol: ProtocolChoice,
+    pub log: LogTarget,
+    /// Keys for every domain not listed under `[domains]`, if any.
+    pub default_keys: Option<Keys>,
+    /// Keys by lower-case domain name.
+    pub domains: BTreeMap<String, Keys>,
+    /// Problems that do not stop the helper (world-readable files, short
+    /// secrets). Never contain secret material.
+    pub warnings: Vec<String>,
+}
+
+impl Config {
+    /// The keys that sign tokens for `server`, or `None` if it is not served.
+    pub fn keys_for(&self, server: &str) -> Option<&Keys> {
+        let found = if server.bytes().any(|b| b.is_ascii_uppercase()) {
+            self.domains.get(&server.to_ascii_lowercase())
+        } else {
+            self.domains.get(server)
+        };
+        found.or(self.default_keys.as_ref())
+    }
+
+    /// Reads and validates the file at `path`, and the secret files it names.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let file = read_text_file(path)?;
+        let mut config = Config::parse(&file.text, path, &read_text_file)?;
+        if file.world_readable {
+            config.warnings.insert(0, world_readable(path));
+        }
+        Ok(config)
+    }
+
+    /// Validates configuration `text` that came from `path`. `read` fetches
+    /// the files named by `*_file` keys (relative to `path`'s folder).
+    pub fn parse(
+        text: &str,
+        path: &Path,
+        read: &dyn Fn(&Path) -> Result<TextFile, ConfigError>,
+    ) -> Result<Config, ConfigError> {
+        let raw: Raw = toml::from_str(text).map_err(|e| {
+            let start = e.span().map_or(0, |s| s.start);
+            let (line, column) = line_column(text, start);
+            let message = e.message().trim_end().replace("expected i64", "expected an integer");
+            ConfigError::Syntax {
+                path: path.to_owned(),
+                line,
+                column,
+                message: match key_on_line(text, start) {
+                    Some(key) if !message.contains(key) => format!("{key}: {message}"),
+                    _ => message,
+                },
+            }
+        })?;
+        Parser {
+            path,
+            text,
+            read,
+            warnings: Vec::new(),
+        }
+        .validate(raw)
+    }
+
+    /// The domains this configuration signs tokens for, for humans.
+    pub fn describe_domains(&self) -> String {
+        let mut listed: Vec<&str> = self.domains.keys().map(String::as_str).collect();
+        if self.default_keys.is_some() {
+            listed.push("every other domain");
+        }
+        listed.join(", ")
+    }
+}
+
+/// The first line of a secret file or the whole config file, and whether every
+/// user on the machine may read it.
+pub struct TextFile {
+    pub text: Zeroizing<String>,
+    pub world_readable: bool,
+}
+
+fn read_text_file(path: &Path) -> Result<TextFile, ConfigError> {
+    use std::os::unix::fs::PermissionsExt;
+    let read_error = |source| ConfigError::Read {
+        path: path.to_owned(),
+        source,
+    };
+    let text = Zeroizing::new(std::fs::read_to_string(path).map_err(read_error)?);
+    let mode = std::fs::metadata(path).map_err(read_error)?.permissions().mode();
+    Ok(TextFile {
+        text,
+        world_readable: mode & 0o004 != 0,
+    })
+}
+
+fn world_readable(path: &Path) -> String {
+    format!(
+        "{} is readable by every user on this machine; it holds secrets: chmod o-r it",
+        path.display()
+    )
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read {}: {source}", path.display())]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{}:{line}:{column}: {message}", path.display())]
+    Syntax {
+        path: PathBuf,
+        line: usize,
+        column: usize,
+        message: String,
+    },
+    #[error("{}:{line}: {key} {problem}", path.display())]
+    Invalid {
+        path: PathBuf,
+        line: usize,
+        key: String,
+        problem: String,
+    },
+    #[error("{}: {key} is missing; {hint}", path.display())]
+    Missing {
+        path: PathBuf,
+        key: String,
+        hint: &'static str,
+    },
+}
+
+fn line_column(text: &str, offset: usize) -> (usize, usize) {
+    let before = &text.as_bytes()[..offset.min(text.len())];
+    let line = before.iter().filter(|&&b| b == b'\n').count() + 1;
+    let column = before.iter().rev().take_while(|&&b| b != b'\n').count() + 1;
+    (line, column)
+}
+
+/// The key of a `key = value` line, to name it in a type error (the TOML
+/// parser's message names the type but not the key).
+fn key_on_line(text: &str, offset: usize) -> Option<&str> {
+    let start = text[..offset.min(text.len())].rfind('\n').map_or(0, |i| i + 1);
+    let line = text[start..].lines().next()?;
+    let key = line.split_once('=')?.0.trim();
+    let bare = |c: char| c.is_ascii_alphanumeric() || c == '_' || c == '-';
+    (!key.is_empty() && key.chars().all(bare)).then_some(key)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Raw {
+    token_secret: Option<Spanned<Strings>>,
+    token_secret_file: Option<Spanned<String>>,
+    otp_seed: Option<Spanned<Strings>>,
+    otp_seed_file: Option<Spanned<String>>,
+    otp_digits: Option<Spanned<i64>>,
+    otp_interval: Option<Spanned<i64>>,
+    otp_window: Option<Spanned<i64>>,
+    replay_protection: Option<bool>,
+    replay_cache_size: Option<Spanned<i64>>,
+    replay_store: Option<Spanned<String>>,
+    isuser: Option<IsUserPolicy>,
+    protocol: Option<ProtocolChoice>,
+    log: Option<LogTarget>,
+    #[serde(default)]
+    domains: BTreeMap<String, Spanned<RawDomain>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawDomain {
+    token_secret: Option<Spanned<Strings>>,
+    token_secret_file: Option<Spanned<String>>,
+    otp_seed: Option<Spanned<Strings>>,
+    otp_seed_file: Option<Spanned<String>>,
+}
+
+/// A string or a list of strings (key rotation). Wiped when dropped.
+struct Strings(Vec<String>);
+
+impl Drop for Strings {
+    fn drop(&mut self) {
+        self.0.zeroize();
+    }
+}
+
+impl<'de> Deserialize<'de> for Strings {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = Strings;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a string or a list of strings")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Strings, E> {
+                Ok(Strings(vec![v.to_owned()]))
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Strings, A::Error> {
+                let mut all = Strings(Vec::new());
+                while let Some(one) = seq.next_element::<String>()? {
+                    all.0.push(one);
+                }
+                Ok(all)
+            }
+        }
+        d.deserialize_any(Visitor)
+    }
+}
+
+/// The two ways of giving a secret value: inline, or in a file.
+struct Source<'r> {
+    inline: &'r Option<Spanned<Strings>>,
+    file: &'r Option<Spanned<String>>,
+}
+
+struct Parser<'a> {
+    path: &'a Path,
+    text: &'a str,
+    read: &'a dyn Fn(&Path) -> Result<TextFile, ConfigError>,
+    warnings: Vec<String>,
+}
+
+impl Parser<'_> {
+    fn invalid(&self, span: std::ops::Range<usize>, key: &str, problem: impl fmt::Display) -> ConfigError {
+        ConfigError::Invalid {
+            path: self.path.to_owned(),
+            line: line_column(self.text, span.start).0,
+            key: key.to_string(),
+            problem: problem.to_string(),
+        }
+    }
+
+    fn ranged(&self, value: &Option<Spanned<i64>>, key: &str, range: RangeInclusive<i64>, default: i64, unit: &str) -> Result<i64, ConfigError> {
+        let Some(value) = value else { return Ok(default) };
+        if range.contains(value.get_ref()) {
+            Ok(*value.get_ref())
+        } else {
+            Err(self.invalid(
+                value.span(),
+                key,
+                format_args!(
+                    "= {} is out of range: allowed {} to {}{unit}",
+                    value.get_ref(),
+                    range.start(),
+                    range.end()
+                ),
+            ))
+        }
+    }
+
+    fn validate(mut self, raw: Raw) -> Result<Config, ConfigError> {
+        let otp = OtpParams {
+            digits: self.ranged(&raw.otp_digits, "otp_digits", 6..=10, 8, " digits")? as u32,
+            interval: self.ranged(&raw.otp_interval, "otp_interval", 10..=3600, 30, " seconds")? as u64,
+            window: self.ranged(&raw.otp_window, "otp_window", 0..=10, 1, " steps")? as u64,
+        };
+        let replay_cache_size = self.ranged(
+            &raw.replay_cache_size,
+            "replay_cache_size",
+            1..=100_000_000,
+            replay::DEFAULT_CAPACITY as i64,
+            " tokens",
+        )? as usize;
+        if let Some(store) = &raw.replay_store {
+            return Err(self.invalid(
+                store.span(),
+                "replay_store",
+                "is not supported by this version: run a single helper process \
+                 (ejabberd: extauth_pool_size: 1) so that one replay cache sees every login",
+            ));
+        }
+
+        let global_secrets = self.secrets(
+            Source { inline: &raw.token_secret, file: &raw.token_secret_file },
+            "token_secret",
+        )?;
+        let global_seeds = self.seeds(Source { inline: &raw.otp_seed, file: &raw.otp_seed_file }, "otp_seed")?;
+
+        let mut domains = BTreeMap::new();
+        for (name, domain) in &raw.domains {
+            let prefix = format!("domains.\"{name}\"");
+            let table = domain.get_ref();
+            let secrets = self.secrets(
+                Source { inline: &table.token_secret, file: &table.token_secret_file },
+                &format!("{prefix}.token_secret"),
+            )?;
+            let seeds = self.seeds(
+                Source { inline: &table.otp_seed, file: &table.otp_seed_file },
+                &format!("{prefix}.otp_seed"),
+            )?;
+            let inherit = "set it in the domain's table or at the top level";
+            let keys = Keys {
+                secrets: secrets.or_else(|| global_secrets.clone()).ok_or_else(|| self.missing(format!("{prefix}.token_secret"), inherit))?,
+                seeds: seeds.or_else(|| global_seeds.clone()).ok_or_else(|| self.missing(format!("{prefix}.otp_seed"), inherit))?,
+            };
+            if domains.insert(name.to_ascii_lowercase(), keys).is_some() {
+                return Err(self.invalid(domain.span(), &prefix, "is listed twice (domain names are case-insensitive)"));
+            }
+        }
+
+        let default_keys = match (global_secrets, global_seeds) {
+            (Some(secrets), Some(seeds)) => Some(Keys { secrets, seeds }),
+            (Some(_), None) => {
+                return Err(self.missing(
+                    "otp_seed".into(),
+                    "set otp_seed or otp_seed_file (`xmpp-token-auth gen-secret` makes one)",
+                ));
+            }
+            (None, _) if domains.is_empty() => {
+                return Err(self.missing(
+                    "token_secret".into(),
+                    "set token_secret or token_secret_file, or add [domains.\"…\"] tables \
+                     (`xmpp-token-auth gen-secret` makes a secret)",
+                ));
+            }
+            (None, _) => None,
+        };
+
+        Ok(Config {
+            path: self.path.to_owned(),
+            otp,
+            replay_protection: raw.replay_protection.unwrap_or(true),
+            replay_cache_size,
+            isuser: raw.isuser.unwrap_or_default(),
+            protocol: raw.protocol.unwrap_or_default(),
+            log: raw.log.unwrap_or_default(),
+            default_keys,
+            domains,
+            warnings: self.warnings,
+        })
+    }
+
+    fn missing(&self, key: String, hint: &'static str) -> ConfigError {
+        ConfigError::Missing {
+            path: self.path.to_owned(),
+            key,
+            hint,
+        }
+    }
+
+    /// The values of a key given inline or through its `*_file` twin, each
+    /// non-empty, with the line to blame for them. `None` if neither is set.
+    fn values(&mut self, source: Source, key: &str) -> Result<Option<(Vec<Zeroizing<String>>, usize)>, ConfigError> {
+        match (source.inline, source.file) {
+            (Some(_), Some(file)) => Err(self.invalid(file.span(), key, format_args!("and {key}_file are both set; keep one"))),
+            (None, None) => Ok(None),
+            (Some(inline), None) => {
+                let line = line_column(self.text, inline.span().start).0;
+                let values: Vec<_> = inline.get_ref().0.iter().map(|v| Zeroizing::new(v.clone())).collect();
+                if values.is_empty() {
+                    return Err(self.invalid(inline.span(), key, "is an empty list"));
+                }
+                if let Some(i) = values.iter().position(|v| v.is_empty()) {
+                    let which = if values.len() > 1 { format!("entry {} of it", i + 1) } else { "it".into() };
+                    return Err(self.invalid(inline.span(), key, format_args!("is empty; {which} must be a non-empty string")));
+                }
+                Ok(Some((values, line)))
+            }
+            (None, Some(file)) => {
+                let relative = Path::new(file.get_ref());
+                let path = self.path.parent().unwrap_or(Path::new(".")).join(relative);
+                let found = (self.read)(&path)?;
+                if found.world_readable {
+                    self.warnings.push(world_readable(&path));
+                }
+                let first = found.text.lines().next().unwrap_or("").trim();
+                if first.is_empty() {
+                    return Err(self.invalid(
+                        file.span(),
+                        &format!("{key}_file"),
+                        format_args!("names {}, whose first line is empty", path.display()),
+                    ));
+                }
+                Ok(Some((vec![Zeroizing::new(first.to_string())], line_column(self.text, file.span().start).0)))
+            }
+        }
+    }
+
+    fn secrets(&mut self, source: Source, key: &str) -> Result<Option<Vec<Secret>>, ConfigError> {
+        let Some((values, line)) = self.values(source, key)? else {
+            return Ok(None);
+        };
+        if values.iter().any(|v| v.len() < SHORT_SECRET) {
+            self.warnings.push(format!(
+                "{}:{line}: {key} is shorter than {SHORT_SECRET} bytes; `xmpp-token-auth gen-secret` makes a strong one",
+                self.path.display()
+            ));
+        }
+        Ok(Some(values.into_iter().map(|v| Secret::new(v.to_string())).collect()))
+    }
+
+    fn seeds(&mut self, source: Source, key: &str) -> Result<Option<Vec<Seed>>, ConfigError> {
+        let Some((values, line)) = self.values(source, key)? else {
+            return Ok(None);
+        };
+        let several = values.len() > 1;
+        values
+            .iter()
+            .enumerate()
+            .map(|(i, v)| {
+                Seed::from_base32(v).map_err(|problem| ConfigError::Invalid {
+                    path: self.path.to_owned(),
+                    line,
+                    key: if several { format!("{key} (entry {})", i + 1) } else { key.to_string() },
+                    problem: problem.to_string(),
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()
+            .map(Some)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SECRET: &str = "JYXEX4IQOEYFYQ2S3MC5P4ZT4SDHYEA7";
+    const SEED: &str = "XVGR73KMZH2M4XMY";
+
+    fn no_files(path: &Path) -> Result<TextFile, ConfigError> {
+        Err(ConfigError::Read {
+            path: path.to_owned(),
+            source: std::io::Error::from(std::io::ErrorKind::NotFound),
+        })
+    }
+
+    fn parse(text: &str) -> Result<Config, ConfigError> {
+        Config::parse(text, Path::new("/etc/x/config.toml"), &no_files)
+    }
+
+    fn error(text: &str) -> String {
+        parse(text).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn minimal_config_takes_the_defaults() {
+        let config = parse(&format!("token_secret = \"{SECRET}\"\notp_seed = \"{SEED}\"\n")).unwrap();
+        assert_eq!(config.otp, OtpParams::default());
+        assert!(config.replay_protection);
+        assert_eq!(config.replay_cache_size, replay::DEFAULT_CAPACITY);
+        assert_eq!((config.isuser, config.protocol, config.log), Default::default());
+        assert!(config.keys_for("anything.example").is_some());
+        assert!(config.warnings.is_empty());
+    }
+
+    #[test]
+    fn every_key_of_the_spec_example_is_read() {
+        let config = parse(&format!(
+            "token_secret = [\"{SECRET}\", \"older-secret-0123456789\"]\notp_seed = \"{SEED}\"\n\
+             otp_digits = 6\notp_interval = 60\notp_window = 0\nreplay_protection = false\n\
+             replay_cache_size = 10\nisuser = \"never\"\nprotocol = \"line\"\nlog = \"stderr\"\n\
+             [domains.\"Example.ORG\"]\ntoken_secret = \"{SECRET}x\"\notp_seed = \"E3W374VRSFO4NVKE\"\n"
+        ))
+        .unwrap();
+        assert_eq!(config.otp, OtpParams { digits: 6, interval: 60, window: 0 });
+        assert!(!config.replay_protection);
+        assert_eq!(config.replay_cache_size, 10);
+        assert_eq!(config.isuser, IsUserPolicy::Never);
+        assert_eq!(config.protocol, ProtocolChoice::Line);
+        assert_eq!(config.log, LogTarget::Stderr);
+        assert_eq!(config.default_keys.as_ref().unwrap().secrets.len(), 2);
+        let domain = config.keys_for("example.org").unwrap();
+        assert_eq!(domain.secrets[0].as_bytes(), format!("{SECRET}x").as_bytes());
+        assert!(std::ptr::eq(config.keys_for("EXAMPLE.org").unwrap(), domain));
+        assert_eq!(config.describe_domains(), "example.org, every other domain");
+    }
+
+    #[test]
+    fn without_a_global_secret_only_listed_domains_are_served() {
+        let config = parse(&format!("otp_seed = \"{SEED}\"\n[domains.\"a.example\"]\ntoken_secret = \"{SECRET}\"\n")).unwrap();
+        assert!(config.keys_for("a.example").is_some());
+        assert!(config.keys_for("b.example").is_none());
+    }
+
+    #[test]
+    fn unknown_key_is_named_with_its_line() {
+        let text = format!("token_secret = \"{SECRET}\"\notp_seed = \"{SEED}\"\n\notp_digit = 6\n");
+        let message = error(&text);
+        assert!(message.starts_with("/etc/x/config.toml:4:1: "), "{message}");
+        assert!(message.contains("unknown field `otp_digit`"), "{message}");
+        let message = error(&format!("token_secret = \"{SECRET}\"\notp_seed = \"{SEED}\"\n[domains.\"x\"]\nseed = 1\n"));
+        assert!(message.starts_with("/etc/x/config.toml:4:"), "{message}");
+        assert!(message.contains("`seed`"), "{message}");
+    }
+
+    #[test]
+    fn out_of_range_values_say_what_is_allowed() {
+        let base = format!("token_secret = \"{SECRET}\"\notp_seed = \"{SEED}\"\n");
+        for (line, expected) in [
+            ("otp_digits = 12", "config.toml:3: otp_digits = 12 is out of range: allowed 6 to 10 digits"),
+            ("otp_interval = 0", "config.toml:3: otp_interval = 0 is out of range: allowed 10 to 3600 seconds"),
+            ("otp_window = 11", "config.toml:3: otp_window = 11 is out of range: allowed 0 to 10 steps"),
+            ("replay_cache_size = 0", "config.toml:3: replay_cache_size = 0 is out of range"),
+        ] {
+            let message = error(&format!("{base}{line}\n"));
+            assert!(message.contains(expected), "{message}");
+        }
+    }
+
+    #[test]
+    fn bad_enum_values_list_the_choices() {
+        let message = error(&format!("token_secret = \"{SECRET}\"\notp_seed = \"{SEED}\"\nisuser = \"sometimes\"\n"));
+        assert!(message.starts_with("/etc/x/config.toml:3:"), "{message}");
+        assert!(message.contains("served-domains") && message.contains("never"), "{message}");
+    }
+
+    #[test]
+    fn bad_seeds_are_named_but_never_shown() {
+        let message = error(&format!("token_secret = \"{SECRET}\"\notp_seed = \"NOT-BASE32-SEED!\"\n"));
+        assert!(message.contains("config.toml:2: otp_seed is not valid base32"), "{message}");
+        assert!(!message.contains("NOT-BASE32"), "{message}");
+        let message = error(&format!("token_secret = \"{SECRET}\"\notp_seed = [\"{SEED}\", \"ABCDEFGH\"]\n"));
+        assert!(message.contains("otp_seed (entry 2) is only 40 bits long"), "{message}");
+    }
+
+    #[test]
+    fn missing_and_empty_secrets_are_errors() {
+        assert!(error(&format!("otp_seed = \"{SEED}\"\n")).contains("token_secret is missing"));
+        assert!(error(&format!("token_secret = \"{SECRET}\"\n")).contains("otp_seed is missing"));
+        assert!(error(&format!("token_secret = \"\"\notp_seed = \"{SEED}\"\n")).contains("config.toml:1: token_secret is empty"));
+        assert!(error(&format!("token_secret = []\notp_seed = \"{SEED}\"\n")).contains("token_secret is an empty list"));
+        let message = error(&format!("otp_seed = \"{SEED}\"\n[domains.\"a.example\"]\n"));
+        assert!(message.contains("domains.\"a.example\".token_secret is missing"), "{message}");
+    }
+
+    #[test]
+    fn short_secret_is_a_warning_without_the_secret() {
+        let config = parse(&format!("token_secret = \"short\"\notp_seed = \"{SEED}\"\n")).unwrap();
+        assert_eq!(config.warnings.len(), 1);
+        assert!(config.warnings[0].contains("token_secret is shorter than 16 bytes"));
+        assert!(!config.warnings[0].contains("short\""));
+    }
+
+    #[test]
+    fn secret_files_are_read_relative_to_the_config_and_trimmed() {
+        let read = |path: &Path| -> Result<TextFile, ConfigError> {
+            let text = match path.to_str().unwrap() {
+                "/etc/x/secret" => format!("  {SECRET}  \nignored\n"),
+                "/srv/seed" => format!("{SEED}\n"),
+                _ => return no_files(path),
+            };
+            Ok(TextFile { text: Zeroizing::new(text), world_readable: path.starts_with("/srv") })
+        };
+        let text = "token_secret_file = \"secret\"\notp_seed_file = \"/srv/seed\"\n";
+        let config = Config::parse(text, Path::new("/etc/x/config.toml"), &read).unwrap();
+        let keys = config.default_keys.unwrap();
+        assert_eq!(keys.secrets[0].as_bytes(), SECRET.as_bytes());
+        assert_eq!(config.warnings, vec![world_readable(Path::new("/srv/seed"))]);
+
+        let message = Config::parse("token_secret_file = \"nope\"\n", Path::new("/etc/x/config.toml"), &read)
+            .unwrap_err()
+            .to_string();
+        assert!(message.starts_with("cannot read /etc/x/nope:"), "{message}");
+    }
+
+    #[test]
+    fn inline_and_file_together_are_an_error() {
+        let message = error(&format!("token_secret = \"{SECRET}\"\ntoken_secret_file = \"x\"\notp_seed = \"{SEED}\"\n"));
+        assert!(message.contains("config.toml:2: token_secret and token_secret_file are both set"), "{message}");
+    }
+
+    #[test]
+    fn replay_store_is_refused_with_advice() {
+        let message = error(&format!("token_secret = \"{SECRET}\"\notp_seed = \"{SEED}\"\nreplay_store = \"/var/lib/x\"\n"));
+        assert!(message.contains("config.toml:3: replay_store is not supported"), "{message}");
+    }
+
+    #[test]
+    fn syntax_errors_point_at_the_line() {
+        let message = error("token_secret = \"abc\ngarbage");
+        assert!(message.starts_with("/etc/x/config.toml:2:"), "{message}");
+    }
+
+    #[test]
+    fn type_errors_name_the_key() {
+        let message = error(&format!("token_secret = \"{SECRET}\"\notp_seed = \"{SEED}\"\notp_digits = \"8\"\n"));
+        assert!(message.starts_with("/etc/x/config.toml:3:14: otp_digits: invalid type: string"), "{message}");
+        assert!(message.ends_with("expected an integer"), "{message}");
+        let message = error("token_secret = 5\n");
+        assert!(message.contains(":1:16: token_secret: invalid type: integer"), "{message}");
+    }
+}

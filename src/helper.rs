@@ -1,0 +1,245 @@
+//! One request in, one decision out: the policy of SPEC §3 over a validated
+//! [`Config`] and a [`ReplayCache`]. Pure: the caller passes the time.
+
+use crate::config::{Config, IsUserPolicy};
+use crate::frame::Frame;
+use crate::replay::{ReplayCache, ReplayError, TokenId};
+use crate::request::{self, Request};
+use crate::verify::{self, Refusal};
+use std::fmt;
+
+/// Longest user or server shown in a log line; longer ones are cut.
+const LOGGED_NAME_MAX: usize = 128;
+
+pub struct Helper {
+    config: Config,
+    replay: ReplayCache,
+}
+
+/// The answer to one request and what the log should say about it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Decision<'a> {
+    pub verdict: bool,
+    pub command: &'static str,
+    /// `(user, server)` when the request named them.
+    pub jid: Option<(&'a str, &'a str)>,
+    /// Why the answer is false; `None` when it is true.
+    pub reason: Option<Reason>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum Reason {
+    #[error("request too long")]
+    TooLong,
+    #[error("{0}")]
+    Malformed(request::Malformed),
+    #[error("{0}")]
+    Token(Refusal),
+    #[error("{0}")]
+    Replay(ReplayError),
+    #[error("not a served domain")]
+    NotServed,
+    #[error("isuser = \"never\"")]
+    PolicyNever,
+    #[error("accounts are managed by the application, not by the XMPP server")]
+    ReadOnly,
+}
+
+impl Decision<'_> {
+    /// True for refusals an operator must act on, not just note.
+    pub fn is_alarm(&self) -> bool {
+        matches!(self.reason, Some(Reason::Replay(ReplayError::Full(_))))
+    }
+}
+
+impl Helper {
+    pub fn new(config: Config) -> Helper {
+        let replay = ReplayCache::new(config.replay_cache_size);
+        Helper { config, replay }
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// Answers one frame at unix time `now`.
+    pub fn handle<'a>(&mut self, frame: Frame<'a>, now: u64) -> Decision<'a> {
+        let Frame::Request(bytes) = frame else {
+            return refuse("request", None, Reason::TooLong);
+        };
+        match Request::parse(bytes) {
+            Request::Auth { user, server, password } => {
+                let jid = Some((user, server));
+                match self.auth(user, server, password, now) {
+                    Ok(()) => Decision { verdict: true, command: "auth", jid, reason: None },
+                    Err(reason) => refuse("auth", jid, reason),
+                }
+            }
+            Request::IsUser { user, server } => {
+                let jid = Some((user, server));
+                let served = self.config.keys_for(server).is_some();
+                match self.config.isuser {
+                    IsUserPolicy::Always => Decision { verdict: true, command: "isuser", jid, reason: None },
+                    IsUserPolicy::ServedDomains if served => Decision { verdict: true, command: "isuser", jid, reason: None },
+                    IsUserPolicy::ServedDomains => refuse("isuser", jid, Reason::NotServed),
+                    IsUserPolicy::Never => refuse("isuser", jid, Reason::PolicyNever),
+                }
+            }
+            Request::Refused { command, user, server } => refuse(command.name(), Some((user, server)), Reason::ReadOnly),
+            Request::Malformed(why) => refuse("request", None, Reason::Malformed(why)),
+        }
+    }
+
+    fn auth(&mut self, user: &str, server: &str, password: &str, now: u64) -> Result<(), Reason> {
+        let keys = self.config.keys_for(server).ok_or(Reason::Token(Refusal::UnknownDomain))?;
+        let verified = verify::verify(keys, self.config.otp, user, server, password, now).map_err(Reason::Token)?;
+        if self.config.replay_protection {
+            let id = TokenId { user, server, otp: verified.otp, nonce: verified.nonce };
+            self.replay.record(&id, now, verified.expires_at).map_err(Reason::Replay)?;
+        }
+        Ok(())
+    }
+}
+
+fn refuse<'a>(command: &'static str, jid: Option<(&'a str, &'a str)>, reason: Reason) -> Decision<'a> {
+    Decision { verdict: false, command, jid, reason: Some(reason) }
+}
+
+/// Writes a user-supplied name so that it cannot forge or split a log line.
+fn write_name(f: &mut fmt::Formatter<'_>, name: &str) -> fmt::Result {
+    for (i, c) in name.chars().enumerate() {
+        if i == LOGGED_NAME_MAX {
+            return f.write_str("…");
+        }
+        if c.is_control() {
+            write!(f, "{}", c.escape_default())?;
+        } else {
+            write!(f, "{c}")?;
+        }
+    }
+    Ok(())
+}
+
+/// `auth alice@example.org: refused (bad signature)`: no password, ever.
+impl fmt::Display for Decision<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.command)?;
+        if let Some((user, server)) = self.jid {
+            f.write_str(" ")?;
+            write_name(f, user)?;
+            f.write_str("@")?;
+            write_name(f, server)?;
+        }
+        match &self.reason {
+            None => f.write_str(": accepted"),
+            Some(reason) => write!(f, ": refused ({reason})"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::TextFile;
+    use crate::verify::tests::{keys, vectors};
+    use std::path::Path;
+
+    const SECRET: &str = "JYXEX4IQOEYFYQ2S3MC5P4ZT4SDHYEA7";
+    const SEED: &str = "XVGR73KMZH2M4XMY";
+    const NOW: u64 = 1_764_300_000;
+
+    fn helper(extra: &str) -> Helper {
+        let text = format!("token_secret = \"{SECRET}\"\notp_seed = \"{SEED}\"\n{extra}");
+        let no_files = |_: &Path| -> Result<TextFile, _> { unreachable!() };
+        Helper::new(Config::parse(&text, Path::new("test.toml"), &no_files).unwrap())
+    }
+
+    fn token(user: &str, server: &str, nonce: &str, at: u64) -> String {
+        verify::generate(&keys(SECRET, SEED), Default::default(), user, server, nonce, at)
+    }
+
+    fn auth(helper: &mut Helper, user: &str, server: &str, password: &str, now: u64) -> Decision<'static> {
+        let request = format!("auth:{user}:{server}:{password}").into_bytes().leak();
+        helper.handle(Frame::Request(request), now)
+    }
+
+    #[test]
+    fn every_shared_vector_gets_its_verdict_through_an_auth_request() {
+        for v in vectors().into_iter().filter(|v| v.otp_seed == SEED && v.settings.otp_digits.is_none()) {
+            let (user, server) = v.jid.split_once('@').unwrap();
+            let window = v.settings.otp_window.map(|w| format!("otp_window = {w}\n")).unwrap_or_default();
+            let mut helper = helper(&window);
+            let decision = auth(&mut helper, user, server, &v.token, v.at);
+            assert_eq!(decision.verdict, v.valid, "{}: {decision}", v.name);
+        }
+    }
+
+    #[test]
+    fn a_replayed_token_is_refused_until_it_expires() {
+        let mut helper = helper("");
+        let token = token("alice", "example.com", "1234", NOW);
+        assert!(auth(&mut helper, "alice", "example.com", &token, NOW).verdict);
+        let again = auth(&mut helper, "alice", "example.com", &token, NOW + 5);
+        assert_eq!(again.reason, Some(Reason::Replay(ReplayError::Replayed)));
+        assert_eq!(again.to_string(), "auth alice@example.com: refused (token was already used)");
+    }
+
+    #[test]
+    fn replay_protection_can_be_turned_off() {
+        let mut helper = helper("replay_protection = false\n");
+        let token = token("alice", "example.com", "1234", NOW);
+        assert!(auth(&mut helper, "alice", "example.com", &token, NOW).verdict);
+        assert!(auth(&mut helper, "alice", "example.com", &token, NOW).verdict);
+    }
+
+    #[test]
+    fn a_full_replay_cache_refuses_loudly() {
+        let mut helper = helper("replay_cache_size = 1\n");
+        assert!(auth(&mut helper, "a", "example.com", &token("a", "example.com", "1", NOW), NOW).verdict);
+        let full = auth(&mut helper, "b", "example.com", &token("b", "example.com", "1", NOW), NOW);
+        assert!(!full.verdict && full.is_alarm(), "{full}");
+    }
+
+    #[test]
+    fn isuser_follows_the_policy() {
+        let domains = "[domains.\"listed.example\"]\ntoken_secret = \"JYXEX4IQOEYFYQ2S3MC5P4ZT4SDHYEA7\"\n";
+        let cases = [
+            ("", "any.example", true),
+            ("isuser = \"never\"\n", "any.example", false),
+            ("isuser = \"always\"\n", "any.example", true),
+        ];
+        for (policy, server, expected) in cases {
+            let decision = helper(policy).handle(Frame::Request(format!("isuser:bob:{server}").leak().as_bytes()), NOW);
+            assert_eq!(decision.verdict, expected, "{policy}");
+        }
+        // Without a global secret, only listed domains are served.
+        let text = format!("otp_seed = \"{SEED}\"\n{domains}");
+        let config = Config::parse(&text, Path::new("t"), &|_: &Path| unreachable!()).unwrap();
+        let mut helper = Helper::new(config);
+        assert!(helper.handle(Frame::Request(b"isuser:bob:listed.example"), NOW).verdict);
+        assert!(!helper.handle(Frame::Request(b"isuser:bob:other.example"), NOW).verdict);
+        let token = token("bob", "other.example", "1", NOW);
+        let decision = auth(&mut helper, "bob", "other.example", &token, NOW);
+        assert_eq!(decision.reason, Some(Reason::Token(Refusal::UnknownDomain)));
+    }
+
+    #[test]
+    fn account_changes_and_junk_are_refused() {
+        let mut helper = helper("");
+        for request in [&b"setpass:a:b:c"[..], b"tryregister:a:b:c", b"removeuser:a:b", b"removeuser3:a:b:c", b"certauth:a:b", b"", b"\xff"] {
+            assert!(!helper.handle(Frame::Request(request), NOW).verdict, "{request:?}");
+        }
+        assert!(!helper.handle(Frame::TooLong, NOW).verdict);
+    }
+
+    #[test]
+    fn log_lines_never_carry_the_password_and_escape_control_characters() {
+        let mut helper = helper("");
+        let decision = auth(&mut helper, "eve\nauth x", "example.com", "hunter2:secret", NOW);
+        let line = decision.to_string();
+        assert!(!line.contains("hunter2") && !line.contains('\n'), "{line}");
+        assert!(line.starts_with("auth eve\\nauth x@example.com: refused (malformed token"), "{line}");
+        let long = "u".repeat(1000);
+        assert!(auth(&mut helper, &long, "example.com", "x", NOW).to_string().len() < 300);
+    }
+}

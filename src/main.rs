@@ -1,0 +1,203 @@
+use clap::Parser;
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::{SystemTime, UNIX_EPOCH};
+use xmpp_token_auth::cli::{Cli, Command};
+use xmpp_token_auth::config::{self, Config, LogTarget, ProtocolChoice};
+use xmpp_token_auth::frame::Protocol;
+use xmpp_token_auth::helper::Helper;
+use xmpp_token_auth::log::{Level, Logger};
+use xmpp_token_auth::sys::{fds, signals, terminal};
+use xmpp_token_auth::verify::{self, Keys};
+use xmpp_token_auth::{serve, totp};
+
+/// Exit status for an invalid configuration or command line (clap's too).
+const USAGE: u8 = 2;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let path = config_path(cli.config);
+    match cli.command {
+        None => run_server(&path, cli.protocol),
+        Some(Command::GenSecret) => gen_secret(),
+        Some(command) => match Config::load(&path) {
+            Err(e) => fail(&e.to_string()),
+            Ok(config) => {
+                for warning in &config.warnings {
+                    eprintln!("xmpp-token-auth: warning: {warning}");
+                }
+                run_command(command, &config)
+            }
+        },
+    }
+}
+
+fn config_path(flag: Option<PathBuf>) -> PathBuf {
+    flag.or_else(|| std::env::var_os(config::PATH_VARIABLE).filter(|v| !v.is_empty()).map(PathBuf::from))
+        .unwrap_or_else(|| PathBuf::from(config::DEFAULT_PATH))
+}
+
+fn fail(message: &str) -> ExitCode {
+    eprintln!("xmpp-token-auth: error: {message}");
+    ExitCode::from(USAGE)
+}
+
+fn unix_now() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
+}
+
+fn run_server(path: &Path, protocol: Option<ProtocolChoice>) -> ExitCode {
+    // Before anything else: no leaked descriptor may be kept, and no byte of
+    // a password may be echoed or turned into a signal by the terminal.
+    let _ = fds::close_inherited();
+    let on_terminal = std::io::stdin().is_terminal();
+    if on_terminal {
+        let _ = terminal::make_raw(std::os::fd::AsFd::as_fd(&std::io::stdin()));
+    }
+    if let Err(e) = signals::install() {
+        return fail(&format!("cannot install signal handlers: {e}"));
+    }
+
+    let config = match Config::load(path) {
+        Ok(config) => config,
+        Err(e) => {
+            Logger::open(LogTarget::Syslog).log(Level::Error, &e.to_string());
+            return fail(&e.to_string());
+        }
+    };
+    // Under Prosody the terminal is stderr too: a stray line there would be
+    // read as a reply, so logs that would go to stderr go to syslog instead.
+    let target = match config.log {
+        LogTarget::Stderr if on_terminal => LogTarget::Syslog,
+        target => target,
+    };
+    let logger = Logger::open(target);
+    for warning in &config.warnings {
+        logger.log(Level::Warning, warning);
+        if !on_terminal && target != LogTarget::Stderr {
+            eprintln!("xmpp-token-auth: warning: {warning}");
+        }
+    }
+    let protocol = match protocol.unwrap_or(config.protocol) {
+        ProtocolChoice::Ejabberd => Protocol::Ejabberd,
+        ProtocolChoice::Line => Protocol::Line,
+        ProtocolChoice::Auto if on_terminal => Protocol::Line,
+        ProtocolChoice::Auto => Protocol::Ejabberd,
+    };
+    logger.log(
+        Level::Info,
+        &format!(
+            "serving {} protocol for {}, configuration {}",
+            match protocol {
+                Protocol::Ejabberd => "ejabberd",
+                Protocol::Line => "line",
+            },
+            config.describe_domains(),
+            config.path.display()
+        ),
+    );
+    let mut helper = Helper::new(config);
+    serve::serve(&mut helper, protocol.decoder(), &logger);
+    ExitCode::SUCCESS
+}
+
+/// Splits a bare JID and finds the keys of its domain.
+fn keys_for<'c, 'j>(config: &'c Config, jid: &'j str) -> Result<(&'j str, &'j str, &'c Keys), String> {
+    let (user, server) = jid
+        .split_once('@')
+        .filter(|(user, server)| !user.is_empty() && !server.is_empty() && !server.contains(['@', '/']))
+        .ok_or_else(|| format!("{jid:?} is not a bare JID of the form user@domain"))?;
+    let keys = config
+        .keys_for(server)
+        .ok_or_else(|| format!("{server} is not a served domain (served: {})", config.describe_domains()))?;
+    Ok((user, server, keys))
+}
+
+fn run_command(command: Command, config: &Config) -> ExitCode {
+    match command {
+        Command::Generate { jid, nonce, at } => {
+            let (user, server, keys) = match keys_for(config, &jid) {
+                Ok(found) => found,
+                Err(e) => return fail(&e),
+            };
+            let nonce = match nonce {
+                Some(n) if n.is_empty() || !n.bytes().all(|b| b.is_ascii_digit()) => {
+                    return fail("--nonce must be one or more ASCII digits");
+                }
+                Some(n) => n,
+                None => random_digits(32),
+            };
+            if user.chars().any(char::is_uppercase) {
+                eprintln!(
+                    "xmpp-token-auth: warning: XMPP servers lower-case the user part before asking the helper; \
+                     this token is for {jid} exactly and will not log {} in",
+                    jid.to_lowercase()
+                );
+            }
+            println!("{}", verify::generate(keys, config.otp, user, server, &nonce, at.unwrap_or_else(unix_now)));
+            ExitCode::SUCCESS
+        }
+        Command::Verify { jid, token, at } => {
+            let verdict = keys_for(config, &jid).and_then(|(user, server, keys)| {
+                verify::verify(keys, config.otp, user, server, &token, at.unwrap_or_else(unix_now))
+                    .map(|_| ())
+                    .map_err(|refusal| refusal.to_string())
+            });
+            match verdict {
+                Ok(()) => {
+                    println!("valid: token for {jid}");
+                    ExitCode::SUCCESS
+                }
+                Err(reason) => {
+                    println!("invalid: {reason}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        Command::CheckConfig => {
+            let otp = config.otp;
+            println!("{}: OK", config.path.display());
+            println!("  domains:  {}", config.describe_domains());
+            println!("  tokens:   {} digits, {} s steps, ±{} steps", otp.digits, otp.interval, otp.window);
+            if config.replay_protection {
+                println!("  replay:   on, up to {} live tokens", config.replay_cache_size);
+            } else {
+                println!("  replay:   OFF: a token can be used again until it expires");
+            }
+            println!("  isuser:   {:?}", config.isuser);
+            println!("  protocol: {:?}", config.protocol);
+            println!("  log:      {:?}", config.log);
+            ExitCode::SUCCESS
+        }
+        Command::GenSecret => gen_secret(),
+    }
+}
+
+fn random_bytes<const N: usize>() -> [u8; N] {
+    let mut bytes = [0u8; N];
+    getrandom::fill(&mut bytes).expect("the operating system's random source failed");
+    bytes
+}
+
+/// Uniform random decimal digits, by rejection sampling.
+fn random_digits(count: usize) -> String {
+    let mut digits = String::with_capacity(count);
+    while digits.len() < count {
+        for byte in random_bytes::<64>() {
+            if byte < 250 && digits.len() < count {
+                digits.push(char::from(b'0' + byte % 10));
+            }
+        }
+    }
+    digits
+}
+
+fn gen_secret() -> ExitCode {
+    // 20 bytes = 160 bits = exactly 32 base32 characters.
+    let secret = zeroize::Zeroizing::new(random_bytes::<20>());
+    let seed = zeroize::Zeroizing::new(random_bytes::<20>());
+    println!("token_secret = \"{}\"", totp::encode_base32(&*secret));
+    println!("otp_seed = \"{}\"", totp::encode_base32(&*seed));
+    ExitCode::SUCCESS
+}

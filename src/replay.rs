@@ -1,0 +1,164 @@
+//! Memory of accepted tokens, so that each one logs in at most once.
+//!
+//! An entry lives until the token's OTP step has left the acceptance window;
+//! after that the token cannot verify anyway. Keys are a SHA-256 digest of
+//! (JID, OTP, nonce), so every entry costs the same whatever the nonce length,
+//! and the number of entries is capped: when the cap is reached with live
+//! entries only, new tokens are refused (fail closed) instead of forgetting
+//! tokens that could still be replayed.
+
+use sha2::{Digest, Sha256};
+use std::collections::HashMap;
+
+/// Default cap: about 6 MB at most, and room for over a thousand logins a
+/// second with the default 90-second token lifetime.
+pub const DEFAULT_CAPACITY: usize = 100_000;
+
+type Key = [u8; 16];
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum ReplayError {
+    #[error("token was already used")]
+    Replayed,
+    #[error("replay cache is full ({0} live tokens); refusing new tokens until some expire")]
+    Full(usize),
+}
+
+#[derive(Debug)]
+pub struct ReplayCache {
+    /// Key → unix time from which the entry may be forgotten.
+    entries: HashMap<Key, u64>,
+    capacity: usize,
+    /// When expired entries were last swept, so that a full cache under load
+    /// is swept at most once a second rather than on every request.
+    last_sweep: u64,
+}
+
+/// What makes a token unique: who it is for, and its OTP and nonce.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TokenId<'a> {
+    pub user: &'a str,
+    pub server: &'a str,
+    pub otp: &'a str,
+    pub nonce: &'a str,
+}
+
+/// Fields are length-prefixed so that no two different tuples hash alike.
+fn key(id: &TokenId) -> Key {
+    let mut hash = Sha256::new();
+    for part in [id.user, id.server, id.otp, id.nonce] {
+        hash.update((part.len() as u64).to_be_bytes());
+        hash.update(part.as_bytes());
+    }
+    let digest = hash.finalize();
+    let mut key = [0u8; 16];
+    key.copy_from_slice(&digest[..16]);
+    key
+}
+
+impl ReplayCache {
+    pub fn new(capacity: usize) -> Self {
+        ReplayCache {
+            entries: HashMap::new(),
+            capacity,
+            last_sweep: 0,
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// Records a token that verified at `now` and may verify until
+    /// `expires_at`. Fails if it was recorded before and is still live, or if
+    /// there is no room for it.
+    pub fn record(&mut self, id: &TokenId, now: u64, expires_at: u64) -> Result<(), ReplayError> {
+        let key = key(id);
+        if let Some(&until) = self.entries.get(&key) {
+            if now < until {
+                return Err(ReplayError::Replayed);
+            }
+        } else if self.entries.len() >= self.capacity {
+            if now != self.last_sweep {
+                self.last_sweep = now;
+                self.entries.retain(|_, &mut until| now < until);
+            }
+            if self.entries.len() >= self.capacity {
+                return Err(ReplayError::Full(self.entries.len()));
+            }
+        }
+        self.entries.insert(key, expires_at);
+        Ok(())
+    }
+
+    /// Tells whether a token would be refused as a replay, without recording.
+    pub fn contains(&self, id: &TokenId, now: u64) -> bool {
+        self.entries
+            .get(&key(id))
+            .is_some_and(|&until| now < until)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn id<'a>(user: &'a str, otp: &'a str, nonce: &'a str) -> TokenId<'a> {
+        TokenId { user, server: "b", otp, nonce }
+    }
+
+    #[test]
+    fn a_token_is_accepted_once() {
+        let mut cache = ReplayCache::new(10);
+        assert_eq!(cache.record(&id("a", "12345678", "1"), 100, 190), Ok(()));
+        assert_eq!(cache.record(&id("a", "12345678", "1"), 150, 190), Err(ReplayError::Replayed));
+        assert!(cache.contains(&id("a", "12345678", "1"), 189));
+    }
+
+    #[test]
+    fn the_same_token_for_another_jid_or_nonce_is_distinct() {
+        let mut cache = ReplayCache::new(10);
+        cache.record(&id("a", "12345678", "1"), 100, 190).unwrap();
+        assert_eq!(cache.record(&id("c", "12345678", "1"), 100, 190), Ok(()));
+        assert_eq!(cache.record(&id("a", "12345678", "2"), 100, 190), Ok(()));
+        // Field boundaries matter: ("1234567", "81") is not ("12345678", "1"),
+        // and user "a@b" on server "c" is not user "a" on server "b@c".
+        assert_eq!(cache.record(&id("a", "1234567", "81"), 100, 190), Ok(()));
+        let one = TokenId { user: "a@b", server: "c", otp: "1", nonce: "1" };
+        let two = TokenId { user: "a", server: "b@c", otp: "1", nonce: "1" };
+        cache.record(&one, 100, 190).unwrap();
+        assert_eq!(cache.record(&two, 100, 190), Ok(()));
+    }
+
+    #[test]
+    fn an_expired_entry_no_longer_counts() {
+        let mut cache = ReplayCache::new(10);
+        cache.record(&id("a", "12345678", "1"), 100, 190).unwrap();
+        assert!(!cache.contains(&id("a", "12345678", "1"), 190));
+        assert_eq!(cache.record(&id("a", "12345678", "1"), 190, 280), Ok(()));
+    }
+
+    #[test]
+    fn full_of_live_entries_fails_closed() {
+        let mut cache = ReplayCache::new(2);
+        cache.record(&id("a", "1", "1"), 100, 190).unwrap();
+        cache.record(&id("a", "1", "2"), 100, 190).unwrap();
+        assert_eq!(cache.record(&id("a", "1", "3"), 100, 190), Err(ReplayError::Full(2)));
+        assert_eq!(cache.record(&id("a", "1", "3"), 101, 190), Err(ReplayError::Full(2)));
+        // Live entries are still refused as replays, not forgotten.
+        assert_eq!(cache.record(&id("a", "1", "1"), 101, 190), Err(ReplayError::Replayed));
+    }
+
+    #[test]
+    fn expired_entries_make_room() {
+        let mut cache = ReplayCache::new(2);
+        cache.record(&id("a", "1", "1"), 100, 150).unwrap();
+        cache.record(&id("a", "1", "2"), 100, 190).unwrap();
+        assert_eq!(cache.record(&id("a", "1", "3"), 160, 250), Ok(()));
+        assert_eq!(cache.len(), 2);
+    }
+}

@@ -1,0 +1,72 @@
+//! The serving loop: the only code that reads stdin and writes stdout.
+
+use crate::frame::Decoder;
+use crate::helper::Helper;
+use crate::log::{Level, Logger};
+use crate::sys::signals;
+use std::fs::File;
+use std::io::{self, Read, Write};
+use std::mem::ManuallyDrop;
+use std::os::fd::FromRawFd;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// Enough for several maximal requests per read.
+const READ_SIZE: usize = 256 * 1024;
+
+fn unix_now() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
+}
+
+/// Answers requests until end of input, a hang-up, a closed stdout or a
+/// signal. Always returns normally: nothing at runtime is worth a non-zero
+/// exit, which Prosody would never restart from.
+pub fn serve(helper: &mut Helper, mut decoder: Decoder, logger: &Logger) {
+    // SAFETY: descriptors 0 and 1 stay open for the life of the process, and
+    // ManuallyDrop keeps these handles from closing them. Unbuffered handles
+    // let each batch of replies leave in exactly one write.
+    let (mut input, mut output) = unsafe {
+        (
+            ManuallyDrop::new(File::from_raw_fd(0)),
+            ManuallyDrop::new(File::from_raw_fd(1)),
+        )
+    };
+    let protocol = decoder.protocol();
+    let mut buffer = vec![0u8; READ_SIZE];
+    let mut replies = Vec::with_capacity(4096);
+    loop {
+        let read = match input.read(&mut buffer) {
+            Ok(0) => {
+                if decoder.is_mid_request() {
+                    logger.log(Level::Notice, "input ended in the middle of a request");
+                }
+                return;
+            }
+            Ok(read) => read,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            // EIO is how a terminal says that Prosody has gone.
+            Err(e) if e.raw_os_error() == Some(libc::EIO) => return,
+            Err(e) => {
+                logger.log(Level::Error, &format!("cannot read requests: {e}; exiting"));
+                return;
+            }
+        };
+        signals::busy(true);
+        decoder.feed(&buffer[..read], |frame| {
+            let decision = helper.handle(frame, unix_now());
+            logger.decision(&decision);
+            replies.extend_from_slice(protocol.reply(decision.verdict));
+        });
+        if !replies.is_empty() {
+            if let Err(e) = output.write_all(&replies) {
+                if e.kind() != io::ErrorKind::BrokenPipe {
+                    logger.log(Level::Error, &format!("cannot write replies: {e}; exiting"));
+                }
+                return;
+            }
+            replies.clear();
+        }
+        if signals::busy(false) {
+            return;
+        }
+    }
+}

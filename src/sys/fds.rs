@@ -1,0 +1,30 @@
+//! Closing descriptors inherited from the parent.
+
+use std::io;
+
+/// Closes every descriptor above 2.
+///
+/// Prosody's lpty leaks its pty master and listening sockets into the helper;
+/// a helper that kept them would hold the XMPP port after Prosody died and
+/// never see the terminal hang up.
+pub fn close_inherited() -> io::Result<()> {
+    // SAFETY: close_range only closes descriptors; nothing in this process
+    // owns descriptors above 2 yet (it runs before anything is opened).
+    let rc = unsafe { libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, 0u32) };
+    if rc == 0 {
+        return Ok(());
+    }
+    // Kernels before 5.9 lack close_range: close what /proc lists instead.
+    let mut open = Vec::new();
+    for entry in std::fs::read_dir("/proc/self/fd")? {
+        if let Some(fd) = entry?.file_name().to_str().and_then(|n| n.parse::<libc::c_int>().ok()) {
+            open.push(fd);
+        }
+    }
+    for fd in open.into_iter().filter(|&fd| fd > 2) {
+        // SAFETY: as above; the read_dir descriptor is already closed, and
+        // closing a descriptor that is not open only returns EBADF.
+        unsafe { libc::close(fd) };
+    }
+    Ok(())
+}

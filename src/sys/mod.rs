@@ -1,0 +1,7 @@
+//! The few libc calls the helper needs, each behind a small safe wrapper.
+//! Every `unsafe` block of the crate lives below this module.
+
+pub mod fds;
+pub mod signals;
+pub mod syslog;
+pub mod terminal;

@@ -1,0 +1,155 @@
+//! The `mod_auth_token` token: `OTP NONCE " " base64(HMAC-SHA256)`.
+//!
+//! The signature covers `OTP NONCE USER "@" SERVER`, keyed with the UTF-8
+//! bytes of the `token_secret` string exactly as the operator wrote it.
+
+use base64::Engine;
+use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
+
+pub const SIGNATURE_LEN: usize = 32;
+
+/// Standard alphabet, `=` padding optional on input, and only the canonical
+/// encoding (zero trailing bits) accepted.
+const SIGNATURE_BASE64: GeneralPurpose = GeneralPurpose::new(
+    &base64::alphabet::STANDARD,
+    GeneralPurposeConfig::new()
+        .with_encode_padding(true)
+        .with_decode_padding_mode(DecodePaddingMode::Indifferent)
+        .with_decode_allow_trailing_bits(false),
+);
+
+/// A password that has the shape of a token. Nothing about it is checked yet
+/// beyond its grammar.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Token<'a> {
+    /// The OTP digits followed by the nonce digits: the part that is signed.
+    pub digits: &'a str,
+    pub otp_len: usize,
+    pub signature: [u8; SIGNATURE_LEN],
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum Malformed {
+    #[error("no space between the code and the signature")]
+    NoSpace,
+    #[error("the code part is not {0} OTP digits followed by at least one nonce digit")]
+    BadDigits(u32),
+    #[error("the signature is not the base64 encoding of 32 bytes")]
+    BadSignature,
+}
+
+impl<'a> Token<'a> {
+    /// Checks the grammar of SPEC §4: exactly `otp_digits` + 1 or more ASCII
+    /// digits, one space, and a canonical base64 32-byte signature.
+    pub fn parse(password: &'a str, otp_digits: u32) -> Result<Token<'a>, Malformed> {
+        let (digits, signature) = password.split_once(' ').ok_or(Malformed::NoSpace)?;
+        let otp_len = otp_digits as usize;
+        if digits.len() <= otp_len || !digits.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(Malformed::BadDigits(otp_digits));
+        }
+        // A second space, a newline or any other stray byte is not in the
+        // base64 alphabet, so the decoder refuses it here.
+        let mut decoded = [0u8; SIGNATURE_LEN];
+        match SIGNATURE_BASE64.decode_slice(signature, &mut decoded) {
+            Ok(SIGNATURE_LEN) => Ok(Token {
+                digits,
+                otp_len,
+                signature: decoded,
+            }),
+            _ => Err(Malformed::BadSignature),
+        }
+    }
+
+    pub fn otp(&self) -> &'a str {
+        &self.digits[..self.otp_len]
+    }
+
+    pub fn nonce(&self) -> &'a str {
+        &self.digits[self.otp_len..]
+    }
+}
+
+/// HMAC-SHA256 over `digits user "@" server` keyed with `secret`.
+pub fn sign(secret: &[u8], digits: &str, user: &str, server: &str) -> [u8; SIGNATURE_LEN] {
+    let mut mac = Hmac::<Sha256>::new_from_slice(secret).expect("HMAC takes keys of any length");
+    mac.update(digits.as_bytes());
+    mac.update(user.as_bytes());
+    mac.update(b"@");
+    mac.update(server.as_bytes());
+    mac.finalize().into_bytes().into()
+}
+
+/// Formats a token the way mod_auth_token's generators write it: padded base64.
+pub fn format(otp: &str, nonce: &str, signature: &[u8; SIGNATURE_LEN]) -> String {
+    format!("{otp}{nonce} {}", SIGNATURE_BASE64.encode(signature))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const REFERENCE: &str =
+        "2320461112345678901234567890123456789012 CvG8SD8xBqMAYwUXzRDvurYvL+mmXwWHlRKtckyTHtQ=";
+
+    #[test]
+    fn reference_token_parses_into_otp_and_nonce() {
+        let token = Token::parse(REFERENCE, 8).unwrap();
+        assert_eq!(token.otp(), "23204611");
+        assert_eq!(token.nonce(), "12345678901234567890123456789012");
+    }
+
+    #[test]
+    fn reference_signature_is_reproduced_and_formatted_with_padding() {
+        let sig = sign(
+            b"JYXEX4IQOEYFYQ2S3MC5P4ZT4SDHYEA7",
+            "2320461112345678901234567890123456789012",
+            "root",
+            "localhost",
+        );
+        assert_eq!(format("23204611", "12345678901234567890123456789012", &sig), REFERENCE);
+    }
+
+    #[test]
+    fn unpadded_signature_is_accepted() {
+        let unpadded = REFERENCE.trim_end_matches('=');
+        assert_eq!(Token::parse(unpadded, 8).unwrap(), Token::parse(REFERENCE, 8).unwrap());
+    }
+
+    #[test]
+    fn grammar_violations_are_malformed() {
+        let sig = "CvG8SD8xBqMAYwUXzRDvurYvL+mmXwWHlRKtckyTHtQ=";
+        let cases = [
+            ("".to_string(), Malformed::NoSpace),
+            ("2320461112345".to_string(), Malformed::NoSpace),
+            (format!("23204611 {sig}"), Malformed::BadDigits(8)),
+            (format!("2320461 {sig}"), Malformed::BadDigits(8)),
+            (format!("2320461112a4 {sig}"), Malformed::BadDigits(8)),
+            (format!("+2320461112 {sig}"), Malformed::BadDigits(8)),
+            (format!("٢320461112 {sig}"), Malformed::BadDigits(8)),
+            (format!("2320461112  {sig}"), Malformed::BadSignature),
+            (format!("2320461112 {sig} "), Malformed::BadSignature),
+            (format!("2320461112 {sig}\n"), Malformed::BadSignature),
+            (format!("2320461112 {sig}="), Malformed::BadSignature),
+            ("2320461112 CvG8SD8xBqMAYwUXzRDvurYvL+mmXwWHlRKtckyTHt".to_string(), Malformed::BadSignature),
+            // Same length, but the last character carries non-zero trailing bits.
+            ("2320461112 CvG8SD8xBqMAYwUXzRDvurYvL+mmXwWHlRKtckyTHtR=".to_string(), Malformed::BadSignature),
+            // URL-safe alphabet is not standard base64.
+            ("2320461112 CvG8SD8xBqMAYwUXzRDvurYvL-mmXwWHlRKtckyTHtQ=".to_string(), Malformed::BadSignature),
+            // 33 bytes.
+            ("2320461112 CvG8SD8xBqMAYwUXzRDvurYvL+mmXwWHlRKtckyTHtQA".to_string(), Malformed::BadSignature),
+        ];
+        for (password, expected) in cases {
+            assert_eq!(Token::parse(&password, 8), Err(expected), "{password:?}");
+        }
+    }
+
+    #[test]
+    fn otp_length_follows_configured_digits() {
+        let sig = "CvG8SD8xBqMAYwUXzRDvurYvL+mmXwWHlRKtckyTHtQ=";
+        let password = format!("1234567 {sig}");
+        let token = Token::parse(&password, 6).unwrap();
+        assert_eq!((token.otp(), token.nonce()), ("123456", "7"));
+    }
+}
