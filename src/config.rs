@@ -50,6 +50,23 @@ pub enum LogTarget {
     None,
 }
 
+/// Shows a setting as it is written in the configuration file.
+macro_rules! config_names {
+    ($($type:ty { $($variant:ident => $name:literal),+ })+) => {$(
+        impl fmt::Display for $type {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(match self { $(Self::$variant => $name),+ })
+            }
+        }
+    )+};
+}
+
+config_names! {
+    IsUserPolicy { ServedDomains => "served-domains", Always => "always", Never => "never" }
+    ProtocolChoice { Auto => "auto", Ejabberd => "ejabberd", Line => "line" }
+    LogTarget { Syslog => "syslog", Stderr => "stderr", None => "none" }
+}
+
 /// A validated configuration.
 #[derive(Debug)]
 pub struct Config {

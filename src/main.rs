@@ -165,9 +165,9 @@ fn run_command(command: Command, config: &Config) -> ExitCode {
             } else {
                 println!("  replay:   OFF: a token can be used again until it expires");
             }
-            println!("  isuser:   {:?}", config.isuser);
-            println!("  protocol: {:?}", config.protocol);
-            println!("  log:      {:?}", config.log);
+            println!("  isuser:   {}", config.isuser);
+            println!("  protocol: {}", config.protocol);
+            println!("  log:      {}", config.log);
             ExitCode::SUCCESS
         }
         Command::GenSecret => gen_secret(),
