@@ -12,7 +12,13 @@ use std::path::PathBuf;
 /// Without a command it serves: the XMPP server writes requests on stdin and
 /// reads one boolean reply per request on stdout.
 #[derive(Debug, Parser)]
-#[command(name = "xmpp-token-auth", version, about, long_about, max_term_width = 100)]
+#[command(
+    name = "xmpp-token-auth",
+    version,
+    about,
+    long_about,
+    max_term_width = 100
+)]
 pub struct Cli {
     /// Configuration file [default: $XMPP_TOKEN_AUTH_CONFIG, else /etc/xmpp-token-auth/config.toml]
     #[arg(long, short = 'c', value_name = "PATH", global = true)]

@@ -117,7 +117,10 @@ impl Config {
         let raw: Raw = toml::from_str(text).map_err(|e| {
             let start = e.span().map_or(0, |s| s.start);
             let (line, column) = line_column(text, start);
-            let message = e.message().trim_end().replace("expected i64", "expected an integer");
+            let message = e
+                .message()
+                .trim_end()
+                .replace("expected i64", "expected an integer");
             ConfigError::Syntax {
                 path: path.to_owned(),
                 line,
@@ -161,7 +164,10 @@ fn read_text_file(path: &Path) -> Result<TextFile, ConfigError> {
         source,
     };
     let text = Zeroizing::new(std::fs::read_to_string(path).map_err(read_error)?);
-    let mode = std::fs::metadata(path).map_err(read_error)?.permissions().mode();
+    let mode = std::fs::metadata(path)
+        .map_err(read_error)?
+        .permissions()
+        .mode();
     Ok(TextFile {
         text,
         world_readable: mode & 0o004 != 0,
@@ -214,7 +220,9 @@ fn line_column(text: &str, offset: usize) -> (usize, usize) {
 /// The key of a `key = value` line, to name it in a type error (the TOML
 /// parser's message names the type but not the key).
 fn key_on_line(text: &str, offset: usize) -> Option<&str> {
-    let start = text[..offset.min(text.len())].rfind('\n').map_or(0, |i| i + 1);
+    let start = text[..offset.min(text.len())]
+        .rfind('\n')
+        .map_or(0, |i| i + 1);
     let line = text[start..].lines().next()?;
     let key = line.split_once('=')?.0.trim();
     let bare = |c: char| c.is_ascii_alphanumeric() || c == '_' || c == '-';
@@ -270,7 +278,10 @@ impl<'de> Deserialize<'de> for Strings {
             fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Strings, E> {
                 Ok(Strings(vec![v.to_owned()]))
             }
-            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Strings, A::Error> {
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> Result<Strings, A::Error> {
                 let mut all = Strings(Vec::new());
                 while let Some(one) = seq.next_element::<String>()? {
                     all.0.push(one);
@@ -281,6 +292,9 @@ impl<'de> Deserialize<'de> for Strings {
         d.deserialize_any(Visitor)
     }
 }
+
+/// The values of one key, and the line to blame for them.
+type Values = (Vec<Zeroizing<String>>, usize);
 
 /// The two ways of giving a secret value: inline, or in a file.
 struct Source<'r> {
@@ -296,7 +310,12 @@ struct Parser<'a> {
 }
 
 impl Parser<'_> {
-    fn invalid(&self, span: std::ops::Range<usize>, key: &str, problem: impl fmt::Display) -> ConfigError {
+    fn invalid(
+        &self,
+        span: std::ops::Range<usize>,
+        key: &str,
+        problem: impl fmt::Display,
+    ) -> ConfigError {
         ConfigError::Invalid {
             path: self.path.to_owned(),
             line: line_column(self.text, span.start).0,
@@ -305,8 +324,17 @@ impl Parser<'_> {
         }
     }
 
-    fn ranged(&self, value: &Option<Spanned<i64>>, key: &str, range: RangeInclusive<i64>, default: i64, unit: &str) -> Result<i64, ConfigError> {
-        let Some(value) = value else { return Ok(default) };
+    fn ranged(
+        &self,
+        value: &Option<Spanned<i64>>,
+        key: &str,
+        range: RangeInclusive<i64>,
+        default: i64,
+        unit: &str,
+    ) -> Result<i64, ConfigError> {
+        let Some(value) = value else {
+            return Ok(default);
+        };
         if range.contains(value.get_ref()) {
             Ok(*value.get_ref())
         } else {
@@ -326,7 +354,8 @@ impl Parser<'_> {
     fn validate(mut self, raw: Raw) -> Result<Config, ConfigError> {
         let otp = OtpParams {
             digits: self.ranged(&raw.otp_digits, "otp_digits", 6..=10, 8, " digits")? as u32,
-            interval: self.ranged(&raw.otp_interval, "otp_interval", 10..=3600, 30, " seconds")? as u64,
+            interval: self.ranged(&raw.otp_interval, "otp_interval", 10..=3600, 30, " seconds")?
+                as u64,
             window: self.ranged(&raw.otp_window, "otp_window", 0..=10, 1, " steps")? as u64,
         };
         let replay_cache_size = self.ranged(
@@ -346,30 +375,53 @@ impl Parser<'_> {
         }
 
         let global_secrets = self.secrets(
-            Source { inline: &raw.token_secret, file: &raw.token_secret_file },
+            Source {
+                inline: &raw.token_secret,
+                file: &raw.token_secret_file,
+            },
             "token_secret",
         )?;
-        let global_seeds = self.seeds(Source { inline: &raw.otp_seed, file: &raw.otp_seed_file }, "otp_seed")?;
+        let global_seeds = self.seeds(
+            Source {
+                inline: &raw.otp_seed,
+                file: &raw.otp_seed_file,
+            },
+            "otp_seed",
+        )?;
 
         let mut domains = BTreeMap::new();
         for (name, domain) in &raw.domains {
             let prefix = format!("domains.\"{name}\"");
             let table = domain.get_ref();
             let secrets = self.secrets(
-                Source { inline: &table.token_secret, file: &table.token_secret_file },
+                Source {
+                    inline: &table.token_secret,
+                    file: &table.token_secret_file,
+                },
                 &format!("{prefix}.token_secret"),
             )?;
             let seeds = self.seeds(
-                Source { inline: &table.otp_seed, file: &table.otp_seed_file },
+                Source {
+                    inline: &table.otp_seed,
+                    file: &table.otp_seed_file,
+                },
                 &format!("{prefix}.otp_seed"),
             )?;
             let inherit = "set it in the domain's table or at the top level";
             let keys = Keys {
-                secrets: secrets.or_else(|| global_secrets.clone()).ok_or_else(|| self.missing(format!("{prefix}.token_secret"), inherit))?,
-                seeds: seeds.or_else(|| global_seeds.clone()).ok_or_else(|| self.missing(format!("{prefix}.otp_seed"), inherit))?,
+                secrets: secrets
+                    .or_else(|| global_secrets.clone())
+                    .ok_or_else(|| self.missing(format!("{prefix}.token_secret"), inherit))?,
+                seeds: seeds
+                    .or_else(|| global_seeds.clone())
+                    .ok_or_else(|| self.missing(format!("{prefix}.otp_seed"), inherit))?,
             };
             if domains.insert(name.to_ascii_lowercase(), keys).is_some() {
-                return Err(self.invalid(domain.span(), &prefix, "is listed twice (domain names are case-insensitive)"));
+                return Err(self.invalid(
+                    domain.span(),
+                    &prefix,
+                    "is listed twice (domain names are case-insensitive)",
+                ));
             }
         }
 
@@ -415,19 +467,36 @@ impl Parser<'_> {
 
     /// The values of a key given inline or through its `*_file` twin, each
     /// non-empty, with the line to blame for them. `None` if neither is set.
-    fn values(&mut self, source: Source, key: &str) -> Result<Option<(Vec<Zeroizing<String>>, usize)>, ConfigError> {
+    fn values(&mut self, source: Source, key: &str) -> Result<Option<Values>, ConfigError> {
         match (source.inline, source.file) {
-            (Some(_), Some(file)) => Err(self.invalid(file.span(), key, format_args!("and {key}_file are both set; keep one"))),
+            (Some(_), Some(file)) => Err(self.invalid(
+                file.span(),
+                key,
+                format_args!("and {key}_file are both set; keep one"),
+            )),
             (None, None) => Ok(None),
             (Some(inline), None) => {
                 let line = line_column(self.text, inline.span().start).0;
-                let values: Vec<_> = inline.get_ref().0.iter().map(|v| Zeroizing::new(v.clone())).collect();
+                let values: Vec<_> = inline
+                    .get_ref()
+                    .0
+                    .iter()
+                    .map(|v| Zeroizing::new(v.clone()))
+                    .collect();
                 if values.is_empty() {
                     return Err(self.invalid(inline.span(), key, "is an empty list"));
                 }
                 if let Some(i) = values.iter().position(|v| v.is_empty()) {
-                    let which = if values.len() > 1 { format!("entry {} of it", i + 1) } else { "it".into() };
-                    return Err(self.invalid(inline.span(), key, format_args!("is empty; {which} must be a non-empty string")));
+                    let which = if values.len() > 1 {
+                        format!("entry {} of it", i + 1)
+                    } else {
+                        "it".into()
+                    };
+                    return Err(self.invalid(
+                        inline.span(),
+                        key,
+                        format_args!("is empty; {which} must be a non-empty string"),
+                    ));
                 }
                 Ok(Some((values, line)))
             }
@@ -446,7 +515,10 @@ impl Parser<'_> {
                         format_args!("names {}, whose first line is empty", path.display()),
                     ));
                 }
-                Ok(Some((vec![Zeroizing::new(first.to_string())], line_column(self.text, file.span().start).0)))
+                Ok(Some((
+                    vec![Zeroizing::new(first.to_string())],
+                    line_column(self.text, file.span().start).0,
+                )))
             }
         }
     }
@@ -461,7 +533,12 @@ impl Parser<'_> {
                 self.path.display()
             ));
         }
-        Ok(Some(values.into_iter().map(|v| Secret::new(v.to_string())).collect()))
+        Ok(Some(
+            values
+                .into_iter()
+                .map(|v| Secret::new(v.to_string()))
+                .collect(),
+        ))
     }
 
     fn seeds(&mut self, source: Source, key: &str) -> Result<Option<Vec<Seed>>, ConfigError> {
@@ -476,7 +553,11 @@ impl Parser<'_> {
                 Seed::from_base32(v).map_err(|problem| ConfigError::Invalid {
                     path: self.path.to_owned(),
                     line,
-                    key: if several { format!("{key} (entry {})", i + 1) } else { key.to_string() },
+                    key: if several {
+                        format!("{key} (entry {})", i + 1)
+                    } else {
+                        key.to_string()
+                    },
                     problem: problem.to_string(),
                 })
             })
@@ -509,11 +590,17 @@ mod tests {
 
     #[test]
     fn minimal_config_takes_the_defaults() {
-        let config = parse(&format!("token_secret = \"{SECRET}\"\notp_seed = \"{SEED}\"\n")).unwrap();
+        let config = parse(&format!(
+            "token_secret = \"{SECRET}\"\notp_seed = \"{SEED}\"\n"
+        ))
+        .unwrap();
         assert_eq!(config.otp, OtpParams::default());
         assert!(config.replay_protection);
         assert_eq!(config.replay_cache_size, replay::DEFAULT_CAPACITY);
-        assert_eq!((config.isuser, config.protocol, config.log), Default::default());
+        assert_eq!(
+            (config.isuser, config.protocol, config.log),
+            Default::default()
+        );
         assert!(config.keys_for("anything.example").is_some());
         assert!(config.warnings.is_empty());
     }
@@ -527,7 +614,14 @@ mod tests {
              [domains.\"Example.ORG\"]\ntoken_secret = \"{SECRET}x\"\notp_seed = \"E3W374VRSFO4NVKE\"\n"
         ))
         .unwrap();
-        assert_eq!(config.otp, OtpParams { digits: 6, interval: 60, window: 0 });
+        assert_eq!(
+            config.otp,
+            OtpParams {
+                digits: 6,
+                interval: 60,
+                window: 0
+            }
+        );
         assert!(!config.replay_protection);
         assert_eq!(config.replay_cache_size, 10);
         assert_eq!(config.isuser, IsUserPolicy::Never);
@@ -535,14 +629,23 @@ mod tests {
         assert_eq!(config.log, LogTarget::Stderr);
         assert_eq!(config.default_keys.as_ref().unwrap().secrets.len(), 2);
         let domain = config.keys_for("example.org").unwrap();
-        assert_eq!(domain.secrets[0].as_bytes(), format!("{SECRET}x").as_bytes());
-        assert!(std::ptr::eq(config.keys_for("EXAMPLE.org").unwrap(), domain));
+        assert_eq!(
+            domain.secrets[0].as_bytes(),
+            format!("{SECRET}x").as_bytes()
+        );
+        assert!(std::ptr::eq(
+            config.keys_for("EXAMPLE.org").unwrap(),
+            domain
+        ));
         assert_eq!(config.describe_domains(), "example.org, every other domain");
     }
 
     #[test]
     fn without_a_global_secret_only_listed_domains_are_served() {
-        let config = parse(&format!("otp_seed = \"{SEED}\"\n[domains.\"a.example\"]\ntoken_secret = \"{SECRET}\"\n")).unwrap();
+        let config = parse(&format!(
+            "otp_seed = \"{SEED}\"\n[domains.\"a.example\"]\ntoken_secret = \"{SECRET}\"\n"
+        ))
+        .unwrap();
         assert!(config.keys_for("a.example").is_some());
         assert!(config.keys_for("b.example").is_none());
     }
@@ -553,7 +656,9 @@ mod tests {
         let message = error(&text);
         assert!(message.starts_with("/etc/x/config.toml:4:1: "), "{message}");
         assert!(message.contains("unknown field `otp_digit`"), "{message}");
-        let message = error(&format!("token_secret = \"{SECRET}\"\notp_seed = \"{SEED}\"\n[domains.\"x\"]\nseed = 1\n"));
+        let message = error(&format!(
+            "token_secret = \"{SECRET}\"\notp_seed = \"{SEED}\"\n[domains.\"x\"]\nseed = 1\n"
+        ));
         assert!(message.starts_with("/etc/x/config.toml:4:"), "{message}");
         assert!(message.contains("`seed`"), "{message}");
     }
@@ -562,10 +667,22 @@ mod tests {
     fn out_of_range_values_say_what_is_allowed() {
         let base = format!("token_secret = \"{SECRET}\"\notp_seed = \"{SEED}\"\n");
         for (line, expected) in [
-            ("otp_digits = 12", "config.toml:3: otp_digits = 12 is out of range: allowed 6 to 10 digits"),
-            ("otp_interval = 0", "config.toml:3: otp_interval = 0 is out of range: allowed 10 to 3600 seconds"),
-            ("otp_window = 11", "config.toml:3: otp_window = 11 is out of range: allowed 0 to 10 steps"),
-            ("replay_cache_size = 0", "config.toml:3: replay_cache_size = 0 is out of range"),
+            (
+                "otp_digits = 12",
+                "config.toml:3: otp_digits = 12 is out of range: allowed 6 to 10 digits",
+            ),
+            (
+                "otp_interval = 0",
+                "config.toml:3: otp_interval = 0 is out of range: allowed 10 to 3600 seconds",
+            ),
+            (
+                "otp_window = 11",
+                "config.toml:3: otp_window = 11 is out of range: allowed 0 to 10 steps",
+            ),
+            (
+                "replay_cache_size = 0",
+                "config.toml:3: replay_cache_size = 0 is out of range",
+            ),
         ] {
             let message = error(&format!("{base}{line}\n"));
             assert!(message.contains(expected), "{message}");
@@ -574,33 +691,60 @@ mod tests {
 
     #[test]
     fn bad_enum_values_list_the_choices() {
-        let message = error(&format!("token_secret = \"{SECRET}\"\notp_seed = \"{SEED}\"\nisuser = \"sometimes\"\n"));
+        let message = error(&format!(
+            "token_secret = \"{SECRET}\"\notp_seed = \"{SEED}\"\nisuser = \"sometimes\"\n"
+        ));
         assert!(message.starts_with("/etc/x/config.toml:3:"), "{message}");
-        assert!(message.contains("served-domains") && message.contains("never"), "{message}");
+        assert!(
+            message.contains("served-domains") && message.contains("never"),
+            "{message}"
+        );
     }
 
     #[test]
     fn bad_seeds_are_named_but_never_shown() {
-        let message = error(&format!("token_secret = \"{SECRET}\"\notp_seed = \"NOT-BASE32-SEED!\"\n"));
-        assert!(message.contains("config.toml:2: otp_seed is not valid base32"), "{message}");
+        let message = error(&format!(
+            "token_secret = \"{SECRET}\"\notp_seed = \"NOT-BASE32-SEED!\"\n"
+        ));
+        assert!(
+            message.contains("config.toml:2: otp_seed is not valid base32"),
+            "{message}"
+        );
         assert!(!message.contains("NOT-BASE32"), "{message}");
-        let message = error(&format!("token_secret = \"{SECRET}\"\notp_seed = [\"{SEED}\", \"ABCDEFGH\"]\n"));
-        assert!(message.contains("otp_seed (entry 2) is only 40 bits long"), "{message}");
+        let message = error(&format!(
+            "token_secret = \"{SECRET}\"\notp_seed = [\"{SEED}\", \"ABCDEFGH\"]\n"
+        ));
+        assert!(
+            message.contains("otp_seed (entry 2) is only 40 bits long"),
+            "{message}"
+        );
     }
 
     #[test]
     fn missing_and_empty_secrets_are_errors() {
         assert!(error(&format!("otp_seed = \"{SEED}\"\n")).contains("token_secret is missing"));
         assert!(error(&format!("token_secret = \"{SECRET}\"\n")).contains("otp_seed is missing"));
-        assert!(error(&format!("token_secret = \"\"\notp_seed = \"{SEED}\"\n")).contains("config.toml:1: token_secret is empty"));
-        assert!(error(&format!("token_secret = []\notp_seed = \"{SEED}\"\n")).contains("token_secret is an empty list"));
+        assert!(
+            error(&format!("token_secret = \"\"\notp_seed = \"{SEED}\"\n"))
+                .contains("config.toml:1: token_secret is empty")
+        );
+        assert!(
+            error(&format!("token_secret = []\notp_seed = \"{SEED}\"\n"))
+                .contains("token_secret is an empty list")
+        );
         let message = error(&format!("otp_seed = \"{SEED}\"\n[domains.\"a.example\"]\n"));
-        assert!(message.contains("domains.\"a.example\".token_secret is missing"), "{message}");
+        assert!(
+            message.contains("domains.\"a.example\".token_secret is missing"),
+            "{message}"
+        );
     }
 
     #[test]
     fn short_secret_is_a_warning_without_the_secret() {
-        let config = parse(&format!("token_secret = \"short\"\notp_seed = \"{SEED}\"\n")).unwrap();
+        let config = parse(&format!(
+            "token_secret = \"short\"\notp_seed = \"{SEED}\"\n"
+        ))
+        .unwrap();
         assert_eq!(config.warnings.len(), 1);
         assert!(config.warnings[0].contains("token_secret is shorter than 16 bytes"));
         assert!(!config.warnings[0].contains("short\""));
@@ -614,30 +758,50 @@ mod tests {
                 "/srv/seed" => format!("{SEED}\n"),
                 _ => return no_files(path),
             };
-            Ok(TextFile { text: Zeroizing::new(text), world_readable: path.starts_with("/srv") })
+            Ok(TextFile {
+                text: Zeroizing::new(text),
+                world_readable: path.starts_with("/srv"),
+            })
         };
         let text = "token_secret_file = \"secret\"\notp_seed_file = \"/srv/seed\"\n";
         let config = Config::parse(text, Path::new("/etc/x/config.toml"), &read).unwrap();
         let keys = config.default_keys.unwrap();
         assert_eq!(keys.secrets[0].as_bytes(), SECRET.as_bytes());
-        assert_eq!(config.warnings, vec![world_readable(Path::new("/srv/seed"))]);
+        assert_eq!(
+            config.warnings,
+            vec![world_readable(Path::new("/srv/seed"))]
+        );
 
-        let message = Config::parse("token_secret_file = \"nope\"\n", Path::new("/etc/x/config.toml"), &read)
-            .unwrap_err()
-            .to_string();
+        let message = Config::parse(
+            "token_secret_file = \"nope\"\n",
+            Path::new("/etc/x/config.toml"),
+            &read,
+        )
+        .unwrap_err()
+        .to_string();
         assert!(message.starts_with("cannot read /etc/x/nope:"), "{message}");
     }
 
     #[test]
     fn inline_and_file_together_are_an_error() {
-        let message = error(&format!("token_secret = \"{SECRET}\"\ntoken_secret_file = \"x\"\notp_seed = \"{SEED}\"\n"));
-        assert!(message.contains("config.toml:2: token_secret and token_secret_file are both set"), "{message}");
+        let message = error(&format!(
+            "token_secret = \"{SECRET}\"\ntoken_secret_file = \"x\"\notp_seed = \"{SEED}\"\n"
+        ));
+        assert!(
+            message.contains("config.toml:2: token_secret and token_secret_file are both set"),
+            "{message}"
+        );
     }
 
     #[test]
     fn replay_store_is_refused_with_advice() {
-        let message = error(&format!("token_secret = \"{SECRET}\"\notp_seed = \"{SEED}\"\nreplay_store = \"/var/lib/x\"\n"));
-        assert!(message.contains("config.toml:3: replay_store is not supported"), "{message}");
+        let message = error(&format!(
+            "token_secret = \"{SECRET}\"\notp_seed = \"{SEED}\"\nreplay_store = \"/var/lib/x\"\n"
+        ));
+        assert!(
+            message.contains("config.toml:3: replay_store is not supported"),
+            "{message}"
+        );
     }
 
     #[test]
@@ -648,10 +812,18 @@ mod tests {
 
     #[test]
     fn type_errors_name_the_key() {
-        let message = error(&format!("token_secret = \"{SECRET}\"\notp_seed = \"{SEED}\"\notp_digits = \"8\"\n"));
-        assert!(message.starts_with("/etc/x/config.toml:3:14: otp_digits: invalid type: string"), "{message}");
+        let message = error(&format!(
+            "token_secret = \"{SECRET}\"\notp_seed = \"{SEED}\"\notp_digits = \"8\"\n"
+        ));
+        assert!(
+            message.starts_with("/etc/x/config.toml:3:14: otp_digits: invalid type: string"),
+            "{message}"
+        );
         assert!(message.ends_with("expected an integer"), "{message}");
         let message = error("token_secret = 5\n");
-        assert!(message.contains(":1:16: token_secret: invalid type: integer"), "{message}");
+        assert!(
+            message.contains(":1:16: token_secret: invalid type: integer"),
+            "{message}"
+        );
     }
 }

@@ -160,7 +160,11 @@ mod tests {
         let stream: Vec<u8> = bodies.iter().flat_map(|b| ejabberd_frame(b)).collect();
         let expected: Vec<_> = bodies.iter().map(|b| Some(b.to_vec())).collect();
         for chunk in [1, 2, 3, 7, stream.len()] {
-            assert_eq!(decode(Protocol::Ejabberd, &stream, chunk), expected, "chunk {chunk}");
+            assert_eq!(
+                decode(Protocol::Ejabberd, &stream, chunk),
+                expected,
+                "chunk {chunk}"
+            );
         }
     }
 
@@ -195,7 +199,11 @@ mod tests {
             Some(b"x\r".to_vec()),
         ];
         for chunk in [1, 2, 5, stream.len()] {
-            assert_eq!(decode(Protocol::Line, stream, chunk), expected, "chunk {chunk}");
+            assert_eq!(
+                decode(Protocol::Line, stream, chunk),
+                expected,
+                "chunk {chunk}"
+            );
         }
     }
 

@@ -68,10 +68,19 @@ impl Helper {
             return refuse("request", None, Reason::TooLong);
         };
         match Request::parse(bytes) {
-            Request::Auth { user, server, password } => {
+            Request::Auth {
+                user,
+                server,
+                password,
+            } => {
                 let jid = Some((user, server));
                 match self.auth(user, server, password, now) {
-                    Ok(()) => Decision { verdict: true, command: "auth", jid, reason: None },
+                    Ok(()) => Decision {
+                        verdict: true,
+                        command: "auth",
+                        jid,
+                        reason: None,
+                    },
                     Err(reason) => refuse("auth", jid, reason),
                 }
             }
@@ -79,30 +88,64 @@ impl Helper {
                 let jid = Some((user, server));
                 let served = self.config.keys_for(server).is_some();
                 match self.config.isuser {
-                    IsUserPolicy::Always => Decision { verdict: true, command: "isuser", jid, reason: None },
-                    IsUserPolicy::ServedDomains if served => Decision { verdict: true, command: "isuser", jid, reason: None },
+                    IsUserPolicy::Always => Decision {
+                        verdict: true,
+                        command: "isuser",
+                        jid,
+                        reason: None,
+                    },
+                    IsUserPolicy::ServedDomains if served => Decision {
+                        verdict: true,
+                        command: "isuser",
+                        jid,
+                        reason: None,
+                    },
                     IsUserPolicy::ServedDomains => refuse("isuser", jid, Reason::NotServed),
                     IsUserPolicy::Never => refuse("isuser", jid, Reason::PolicyNever),
                 }
             }
-            Request::Refused { command, user, server } => refuse(command.name(), Some((user, server)), Reason::ReadOnly),
+            Request::Refused {
+                command,
+                user,
+                server,
+            } => refuse(command.name(), Some((user, server)), Reason::ReadOnly),
             Request::Malformed(why) => refuse("request", None, Reason::Malformed(why)),
         }
     }
 
     fn auth(&mut self, user: &str, server: &str, password: &str, now: u64) -> Result<(), Reason> {
-        let keys = self.config.keys_for(server).ok_or(Reason::Token(Refusal::UnknownDomain))?;
-        let verified = verify::verify(keys, self.config.otp, user, server, password, now).map_err(Reason::Token)?;
+        let keys = self
+            .config
+            .keys_for(server)
+            .ok_or(Reason::Token(Refusal::UnknownDomain))?;
+        let verified = verify::verify(keys, self.config.otp, user, server, password, now)
+            .map_err(Reason::Token)?;
         if self.config.replay_protection {
-            let id = TokenId { user, server, otp: verified.otp, nonce: verified.nonce };
-            self.replay.record(&id, now, verified.expires_at).map_err(Reason::Replay)?;
+            let id = TokenId {
+                user,
+                server,
+                otp: verified.otp,
+                nonce: verified.nonce,
+            };
+            self.replay
+                .record(&id, now, verified.expires_at)
+                .map_err(Reason::Replay)?;
         }
         Ok(())
     }
 }
 
-fn refuse<'a>(command: &'static str, jid: Option<(&'a str, &'a str)>, reason: Reason) -> Decision<'a> {
-    Decision { verdict: false, command, jid, reason: Some(reason) }
+fn refuse<'a>(
+    command: &'static str,
+    jid: Option<(&'a str, &'a str)>,
+    reason: Reason,
+) -> Decision<'a> {
+    Decision {
+        verdict: false,
+        command,
+        jid,
+        reason: Some(reason),
+    }
 }
 
 /// Writes a user-supplied name so that it cannot forge or split a log line.
@@ -155,19 +198,41 @@ mod tests {
     }
 
     fn token(user: &str, server: &str, nonce: &str, at: u64) -> String {
-        verify::generate(&keys(SECRET, SEED), Default::default(), user, server, nonce, at)
+        verify::generate(
+            &keys(SECRET, SEED),
+            Default::default(),
+            user,
+            server,
+            nonce,
+            at,
+        )
     }
 
-    fn auth(helper: &mut Helper, user: &str, server: &str, password: &str, now: u64) -> Decision<'static> {
-        let request = format!("auth:{user}:{server}:{password}").into_bytes().leak();
+    fn auth(
+        helper: &mut Helper,
+        user: &str,
+        server: &str,
+        password: &str,
+        now: u64,
+    ) -> Decision<'static> {
+        let request = format!("auth:{user}:{server}:{password}")
+            .into_bytes()
+            .leak();
         helper.handle(Frame::Request(request), now)
     }
 
     #[test]
     fn every_shared_vector_gets_its_verdict_through_an_auth_request() {
-        for v in vectors().into_iter().filter(|v| v.otp_seed == SEED && v.settings.otp_digits.is_none()) {
+        for v in vectors()
+            .into_iter()
+            .filter(|v| v.otp_seed == SEED && v.settings.otp_digits.is_none())
+        {
             let (user, server) = v.jid.split_once('@').unwrap();
-            let window = v.settings.otp_window.map(|w| format!("otp_window = {w}\n")).unwrap_or_default();
+            let window = v
+                .settings
+                .otp_window
+                .map(|w| format!("otp_window = {w}\n"))
+                .unwrap_or_default();
             let mut helper = helper(&window);
             let decision = auth(&mut helper, user, server, &v.token, v.at);
             assert_eq!(decision.verdict, v.valid, "{}: {decision}", v.name);
@@ -181,7 +246,10 @@ mod tests {
         assert!(auth(&mut helper, "alice", "example.com", &token, NOW).verdict);
         let again = auth(&mut helper, "alice", "example.com", &token, NOW + 5);
         assert_eq!(again.reason, Some(Reason::Replay(ReplayError::Replayed)));
-        assert_eq!(again.to_string(), "auth alice@example.com: refused (token was already used)");
+        assert_eq!(
+            again.to_string(),
+            "auth alice@example.com: refused (token was already used)"
+        );
     }
 
     #[test]
@@ -195,29 +263,56 @@ mod tests {
     #[test]
     fn a_full_replay_cache_refuses_loudly() {
         let mut helper = helper("replay_cache_size = 1\n");
-        assert!(auth(&mut helper, "a", "example.com", &token("a", "example.com", "1", NOW), NOW).verdict);
-        let full = auth(&mut helper, "b", "example.com", &token("b", "example.com", "1", NOW), NOW);
+        assert!(
+            auth(
+                &mut helper,
+                "a",
+                "example.com",
+                &token("a", "example.com", "1", NOW),
+                NOW
+            )
+            .verdict
+        );
+        let full = auth(
+            &mut helper,
+            "b",
+            "example.com",
+            &token("b", "example.com", "1", NOW),
+            NOW,
+        );
         assert!(!full.verdict && full.is_alarm(), "{full}");
     }
 
     #[test]
     fn isuser_follows_the_policy() {
-        let domains = "[domains.\"listed.example\"]\ntoken_secret = \"JYXEX4IQOEYFYQ2S3MC5P4ZT4SDHYEA7\"\n";
+        let domains =
+            "[domains.\"listed.example\"]\ntoken_secret = \"JYXEX4IQOEYFYQ2S3MC5P4ZT4SDHYEA7\"\n";
         let cases = [
             ("", "any.example", true),
             ("isuser = \"never\"\n", "any.example", false),
             ("isuser = \"always\"\n", "any.example", true),
         ];
         for (policy, server, expected) in cases {
-            let decision = helper(policy).handle(Frame::Request(format!("isuser:bob:{server}").leak().as_bytes()), NOW);
+            let decision = helper(policy).handle(
+                Frame::Request(format!("isuser:bob:{server}").leak().as_bytes()),
+                NOW,
+            );
             assert_eq!(decision.verdict, expected, "{policy}");
         }
         // Without a global secret, only listed domains are served.
         let text = format!("otp_seed = \"{SEED}\"\n{domains}");
         let config = Config::parse(&text, Path::new("t"), &|_: &Path| unreachable!()).unwrap();
         let mut helper = Helper::new(config);
-        assert!(helper.handle(Frame::Request(b"isuser:bob:listed.example"), NOW).verdict);
-        assert!(!helper.handle(Frame::Request(b"isuser:bob:other.example"), NOW).verdict);
+        assert!(
+            helper
+                .handle(Frame::Request(b"isuser:bob:listed.example"), NOW)
+                .verdict
+        );
+        assert!(
+            !helper
+                .handle(Frame::Request(b"isuser:bob:other.example"), NOW)
+                .verdict
+        );
         let token = token("bob", "other.example", "1", NOW);
         let decision = auth(&mut helper, "bob", "other.example", &token, NOW);
         assert_eq!(decision.reason, Some(Reason::Token(Refusal::UnknownDomain)));
@@ -226,8 +321,19 @@ mod tests {
     #[test]
     fn account_changes_and_junk_are_refused() {
         let mut helper = helper("");
-        for request in [&b"setpass:a:b:c"[..], b"tryregister:a:b:c", b"removeuser:a:b", b"removeuser3:a:b:c", b"certauth:a:b", b"", b"\xff"] {
-            assert!(!helper.handle(Frame::Request(request), NOW).verdict, "{request:?}");
+        for request in [
+            &b"setpass:a:b:c"[..],
+            b"tryregister:a:b:c",
+            b"removeuser:a:b",
+            b"removeuser3:a:b:c",
+            b"certauth:a:b",
+            b"",
+            b"\xff",
+        ] {
+            assert!(
+                !helper.handle(Frame::Request(request), NOW).verdict,
+                "{request:?}"
+            );
         }
         assert!(!helper.handle(Frame::TooLong, NOW).verdict);
     }
@@ -235,11 +341,25 @@ mod tests {
     #[test]
     fn log_lines_never_carry_the_password_and_escape_control_characters() {
         let mut helper = helper("");
-        let decision = auth(&mut helper, "eve\nauth x", "example.com", "hunter2:secret", NOW);
+        let decision = auth(
+            &mut helper,
+            "eve\nauth x",
+            "example.com",
+            "hunter2:secret",
+            NOW,
+        );
         let line = decision.to_string();
         assert!(!line.contains("hunter2") && !line.contains('\n'), "{line}");
-        assert!(line.starts_with("auth eve\\nauth x@example.com: refused (malformed token"), "{line}");
+        assert!(
+            line.starts_with("auth eve\\nauth x@example.com: refused (malformed token"),
+            "{line}"
+        );
         let long = "u".repeat(1000);
-        assert!(auth(&mut helper, &long, "example.com", "x", NOW).to_string().len() < 300);
+        assert!(
+            auth(&mut helper, &long, "example.com", "x", NOW)
+                .to_string()
+                .len()
+                < 300
+        );
     }
 }

@@ -34,8 +34,12 @@ fn main() -> ExitCode {
 }
 
 fn config_path(flag: Option<PathBuf>) -> PathBuf {
-    flag.or_else(|| std::env::var_os(config::PATH_VARIABLE).filter(|v| !v.is_empty()).map(PathBuf::from))
-        .unwrap_or_else(|| PathBuf::from(config::DEFAULT_PATH))
+    flag.or_else(|| {
+        std::env::var_os(config::PATH_VARIABLE)
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+    })
+    .unwrap_or_else(|| PathBuf::from(config::DEFAULT_PATH))
 }
 
 fn fail(message: &str) -> ExitCode {
@@ -44,7 +48,9 @@ fn fail(message: &str) -> ExitCode {
 }
 
 fn unix_now() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
 }
 
 fn run_server(path: &Path, protocol: Option<ProtocolChoice>) -> ExitCode {
@@ -103,14 +109,22 @@ fn run_server(path: &Path, protocol: Option<ProtocolChoice>) -> ExitCode {
 }
 
 /// Splits a bare JID and finds the keys of its domain.
-fn keys_for<'c, 'j>(config: &'c Config, jid: &'j str) -> Result<(&'j str, &'j str, &'c Keys), String> {
+fn keys_for<'c, 'j>(
+    config: &'c Config,
+    jid: &'j str,
+) -> Result<(&'j str, &'j str, &'c Keys), String> {
     let (user, server) = jid
         .split_once('@')
-        .filter(|(user, server)| !user.is_empty() && !server.is_empty() && !server.contains(['@', '/']))
+        .filter(|(user, server)| {
+            !user.is_empty() && !server.is_empty() && !server.contains(['@', '/'])
+        })
         .ok_or_else(|| format!("{jid:?} is not a bare JID of the form user@domain"))?;
-    let keys = config
-        .keys_for(server)
-        .ok_or_else(|| format!("{server} is not a served domain (served: {})", config.describe_domains()))?;
+    let keys = config.keys_for(server).ok_or_else(|| {
+        format!(
+            "unknown domain {server} (served: {})",
+            config.describe_domains()
+        )
+    })?;
     Ok((user, server, keys))
 }
 
@@ -135,14 +149,31 @@ fn run_command(command: Command, config: &Config) -> ExitCode {
                     jid.to_lowercase()
                 );
             }
-            println!("{}", verify::generate(keys, config.otp, user, server, &nonce, at.unwrap_or_else(unix_now)));
+            println!(
+                "{}",
+                verify::generate(
+                    keys,
+                    config.otp,
+                    user,
+                    server,
+                    &nonce,
+                    at.unwrap_or_else(unix_now)
+                )
+            );
             ExitCode::SUCCESS
         }
         Command::Verify { jid, token, at } => {
             let verdict = keys_for(config, &jid).and_then(|(user, server, keys)| {
-                verify::verify(keys, config.otp, user, server, &token, at.unwrap_or_else(unix_now))
-                    .map(|_| ())
-                    .map_err(|refusal| refusal.to_string())
+                verify::verify(
+                    keys,
+                    config.otp,
+                    user,
+                    server,
+                    &token,
+                    at.unwrap_or_else(unix_now),
+                )
+                .map(|_| ())
+                .map_err(|refusal| refusal.to_string())
             });
             match verdict {
                 Ok(()) => {
@@ -159,9 +190,15 @@ fn run_command(command: Command, config: &Config) -> ExitCode {
             let otp = config.otp;
             println!("{}: OK", config.path.display());
             println!("  domains:  {}", config.describe_domains());
-            println!("  tokens:   {} digits, {} s steps, ±{} steps", otp.digits, otp.interval, otp.window);
+            println!(
+                "  tokens:   {} digits, {} s steps, ±{} steps",
+                otp.digits, otp.interval, otp.window
+            );
             if config.replay_protection {
-                println!("  replay:   on, up to {} live tokens", config.replay_cache_size);
+                println!(
+                    "  replay:   on, up to {} live tokens",
+                    config.replay_cache_size
+                );
             } else {
                 println!("  replay:   OFF: a token can be used again until it expires");
             }

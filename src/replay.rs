@@ -97,9 +97,7 @@ impl ReplayCache {
 
     /// Tells whether a token would be refused as a replay, without recording.
     pub fn contains(&self, id: &TokenId, now: u64) -> bool {
-        self.entries
-            .get(&key(id))
-            .is_some_and(|&until| now < until)
+        self.entries.get(&key(id)).is_some_and(|&until| now < until)
     }
 }
 
@@ -108,14 +106,22 @@ mod tests {
     use super::*;
 
     fn id<'a>(user: &'a str, otp: &'a str, nonce: &'a str) -> TokenId<'a> {
-        TokenId { user, server: "b", otp, nonce }
+        TokenId {
+            user,
+            server: "b",
+            otp,
+            nonce,
+        }
     }
 
     #[test]
     fn a_token_is_accepted_once() {
         let mut cache = ReplayCache::new(10);
         assert_eq!(cache.record(&id("a", "12345678", "1"), 100, 190), Ok(()));
-        assert_eq!(cache.record(&id("a", "12345678", "1"), 150, 190), Err(ReplayError::Replayed));
+        assert_eq!(
+            cache.record(&id("a", "12345678", "1"), 150, 190),
+            Err(ReplayError::Replayed)
+        );
         assert!(cache.contains(&id("a", "12345678", "1"), 189));
     }
 
@@ -128,8 +134,18 @@ mod tests {
         // Field boundaries matter: ("1234567", "81") is not ("12345678", "1"),
         // and user "a@b" on server "c" is not user "a" on server "b@c".
         assert_eq!(cache.record(&id("a", "1234567", "81"), 100, 190), Ok(()));
-        let one = TokenId { user: "a@b", server: "c", otp: "1", nonce: "1" };
-        let two = TokenId { user: "a", server: "b@c", otp: "1", nonce: "1" };
+        let one = TokenId {
+            user: "a@b",
+            server: "c",
+            otp: "1",
+            nonce: "1",
+        };
+        let two = TokenId {
+            user: "a",
+            server: "b@c",
+            otp: "1",
+            nonce: "1",
+        };
         cache.record(&one, 100, 190).unwrap();
         assert_eq!(cache.record(&two, 100, 190), Ok(()));
     }
@@ -147,10 +163,19 @@ mod tests {
         let mut cache = ReplayCache::new(2);
         cache.record(&id("a", "1", "1"), 100, 190).unwrap();
         cache.record(&id("a", "1", "2"), 100, 190).unwrap();
-        assert_eq!(cache.record(&id("a", "1", "3"), 100, 190), Err(ReplayError::Full(2)));
-        assert_eq!(cache.record(&id("a", "1", "3"), 101, 190), Err(ReplayError::Full(2)));
+        assert_eq!(
+            cache.record(&id("a", "1", "3"), 100, 190),
+            Err(ReplayError::Full(2))
+        );
+        assert_eq!(
+            cache.record(&id("a", "1", "3"), 101, 190),
+            Err(ReplayError::Full(2))
+        );
         // Live entries are still refused as replays, not forgotten.
-        assert_eq!(cache.record(&id("a", "1", "1"), 101, 190), Err(ReplayError::Replayed));
+        assert_eq!(
+            cache.record(&id("a", "1", "1"), 101, 190),
+            Err(ReplayError::Replayed)
+        );
     }
 
     #[test]

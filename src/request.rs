@@ -3,11 +3,22 @@
 /// A request as the server sent it. Borrowed from the frame.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Request<'a> {
-    Auth { user: &'a str, server: &'a str, password: &'a str },
-    IsUser { user: &'a str, server: &'a str },
+    Auth {
+        user: &'a str,
+        server: &'a str,
+        password: &'a str,
+    },
+    IsUser {
+        user: &'a str,
+        server: &'a str,
+    },
     /// A command this helper never grants (`setpass`, `tryregister`,
     /// `removeuser`, `removeuser3`), with the fields it came with.
-    Refused { command: Command, user: &'a str, server: &'a str },
+    Refused {
+        command: Command,
+        user: &'a str,
+        server: &'a str,
+    },
     /// Anything that cannot be understood.
     Malformed(Malformed),
 }
@@ -78,9 +89,19 @@ impl<'a> Request<'a> {
         if user.is_empty() || server.is_empty() {
             return Err(Malformed::EmptyField);
         }
-        let refused = |command| Ok(Request::Refused { command, user, server });
+        let refused = |command| {
+            Ok(Request::Refused {
+                command,
+                user,
+                server,
+            })
+        };
         match name {
-            "auth" => Ok(Request::Auth { user, server, password: fields[3] }),
+            "auth" => Ok(Request::Auth {
+                user,
+                server,
+                password: fields[3],
+            }),
             "isuser" => Ok(Request::IsUser { user, server }),
             "setpass" => refused(Command::SetPass),
             "tryregister" => refused(Command::TryRegister),
@@ -98,7 +119,11 @@ mod tests {
     fn password_keeps_its_colons() {
         assert_eq!(
             Request::parse(b"auth:alice:example.org:a:b::c"),
-            Request::Auth { user: "alice", server: "example.org", password: "a:b::c" }
+            Request::Auth {
+                user: "alice",
+                server: "example.org",
+                password: "a:b::c"
+            }
         );
     }
 
@@ -106,7 +131,11 @@ mod tests {
     fn empty_password_is_still_an_auth_request() {
         assert_eq!(
             Request::parse(b"auth:alice:example.org:"),
-            Request::Auth { user: "alice", server: "example.org", password: "" }
+            Request::Auth {
+                user: "alice",
+                server: "example.org",
+                password: ""
+            }
         );
     }
 
@@ -114,7 +143,10 @@ mod tests {
     fn every_command_is_recognised() {
         assert_eq!(
             Request::parse(b"isuser:alice:example.org"),
-            Request::IsUser { user: "alice", server: "example.org" }
+            Request::IsUser {
+                user: "alice",
+                server: "example.org"
+            }
         );
         for (text, command) in [
             (&b"setpass:a:b:p"[..], Command::SetPass),
@@ -122,7 +154,14 @@ mod tests {
             (b"removeuser:a:b", Command::RemoveUser),
             (b"removeuser3:a:b:p", Command::RemoveUser3),
         ] {
-            assert_eq!(Request::parse(text), Request::Refused { command, user: "a", server: "b" });
+            assert_eq!(
+                Request::parse(text),
+                Request::Refused {
+                    command,
+                    user: "a",
+                    server: "b"
+                }
+            );
         }
     }
 
@@ -140,7 +179,11 @@ mod tests {
             (b"isuser:a:", Malformed::EmptyField),
         ];
         for (bytes, expected) in cases {
-            assert_eq!(Request::parse(bytes), Request::Malformed(expected), "{bytes:?}");
+            assert_eq!(
+                Request::parse(bytes),
+                Request::Malformed(expected),
+                "{bytes:?}"
+            );
         }
     }
 }

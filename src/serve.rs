@@ -14,7 +14,9 @@ use std::time::{SystemTime, UNIX_EPOCH};
 const READ_SIZE: usize = 256 * 1024;
 
 fn unix_now() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
 }
 
 /// Answers requests until end of input, a hang-up, a closed stdout or a

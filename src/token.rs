@@ -108,13 +108,19 @@ mod tests {
             "root",
             "localhost",
         );
-        assert_eq!(format("23204611", "12345678901234567890123456789012", &sig), REFERENCE);
+        assert_eq!(
+            format("23204611", "12345678901234567890123456789012", &sig),
+            REFERENCE
+        );
     }
 
     #[test]
     fn unpadded_signature_is_accepted() {
         let unpadded = REFERENCE.trim_end_matches('=');
-        assert_eq!(Token::parse(unpadded, 8).unwrap(), Token::parse(REFERENCE, 8).unwrap());
+        assert_eq!(
+            Token::parse(unpadded, 8).unwrap(),
+            Token::parse(REFERENCE, 8).unwrap()
+        );
     }
 
     #[test]
@@ -132,13 +138,25 @@ mod tests {
             (format!("2320461112 {sig} "), Malformed::BadSignature),
             (format!("2320461112 {sig}\n"), Malformed::BadSignature),
             (format!("2320461112 {sig}="), Malformed::BadSignature),
-            ("2320461112 CvG8SD8xBqMAYwUXzRDvurYvL+mmXwWHlRKtckyTHt".to_string(), Malformed::BadSignature),
+            (
+                "2320461112 CvG8SD8xBqMAYwUXzRDvurYvL+mmXwWHlRKtckyTHt".to_string(),
+                Malformed::BadSignature,
+            ),
             // Same length, but the last character carries non-zero trailing bits.
-            ("2320461112 CvG8SD8xBqMAYwUXzRDvurYvL+mmXwWHlRKtckyTHtR=".to_string(), Malformed::BadSignature),
+            (
+                "2320461112 CvG8SD8xBqMAYwUXzRDvurYvL+mmXwWHlRKtckyTHtR=".to_string(),
+                Malformed::BadSignature,
+            ),
             // URL-safe alphabet is not standard base64.
-            ("2320461112 CvG8SD8xBqMAYwUXzRDvurYvL-mmXwWHlRKtckyTHtQ=".to_string(), Malformed::BadSignature),
+            (
+                "2320461112 CvG8SD8xBqMAYwUXzRDvurYvL-mmXwWHlRKtckyTHtQ=".to_string(),
+                Malformed::BadSignature,
+            ),
             // 33 bytes.
-            ("2320461112 CvG8SD8xBqMAYwUXzRDvurYvL+mmXwWHlRKtckyTHtQA".to_string(), Malformed::BadSignature),
+            (
+                "2320461112 CvG8SD8xBqMAYwUXzRDvurYvL+mmXwWHlRKtckyTHtQA".to_string(),
+                Malformed::BadSignature,
+            ),
         ];
         for (password, expected) in cases {
             assert_eq!(Token::parse(&password, 8), Err(expected), "{password:?}");

@@ -15,9 +15,13 @@ pub struct Seed(Zeroizing<Vec<u8>>);
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SeedError {
-    #[error("is not valid base32 (letters A-Z and digits 2-7; case, spaces and '=' padding are ignored)")]
+    #[error(
+        "is not valid base32 (letters A-Z and digits 2-7; case, spaces and '=' padding are ignored)"
+    )]
     NotBase32,
-    #[error("is only {0} bits long; at least {MIN_SEED_BITS} bits (16 base32 characters) are needed")]
+    #[error(
+        "is only {0} bits long; at least {MIN_SEED_BITS} bits (16 base32 characters) are needed"
+    )]
     TooShort(usize),
 }
 
@@ -37,7 +41,8 @@ fn base32() -> &'static Encoding {
         // Authenticator apps and mod_auth_token's Lua decoder ignore the bits
         // left over at the end of a seed whose length is not a multiple of 8.
         spec.check_trailing_bits = false;
-        spec.encoding().expect("static base32 specification is valid")
+        spec.encoding()
+            .expect("static base32 specification is valid")
     })
 }
 
@@ -115,13 +120,25 @@ mod tests {
     #[test]
     fn seed_with_leftover_bits_is_accepted() {
         // 26 characters = 130 bits: the two extra bits are ignored.
-        assert_eq!(Seed::from_base32("JBSWY3DPEHPK3PXPJBSWY3DPEH").unwrap().0.len(), 16);
+        assert_eq!(
+            Seed::from_base32("JBSWY3DPEHPK3PXPJBSWY3DPEH")
+                .unwrap()
+                .0
+                .len(),
+            16
+        );
     }
 
     #[test]
     fn short_and_invalid_seeds_are_refused() {
-        assert_eq!(Seed::from_base32("JBSWY3DPEHPK3").unwrap_err(), SeedError::TooShort(64));
-        assert_eq!(Seed::from_base32("JBSWY3DPEHPK3PX1").unwrap_err(), SeedError::NotBase32);
+        assert_eq!(
+            Seed::from_base32("JBSWY3DPEHPK3").unwrap_err(),
+            SeedError::TooShort(64)
+        );
+        assert_eq!(
+            Seed::from_base32("JBSWY3DPEHPK3PX1").unwrap_err(),
+            SeedError::NotBase32
+        );
         assert_eq!(Seed::from_base32("").unwrap_err(), SeedError::TooShort(0));
     }
 

@@ -117,7 +117,14 @@ pub fn verify<'a>(
 
 /// Makes the token that [`verify`] accepts for `user@server` at `now`, with
 /// the current seed and secret.
-pub fn generate(keys: &Keys, params: OtpParams, user: &str, server: &str, nonce: &str, now: u64) -> String {
+pub fn generate(
+    keys: &Keys,
+    params: OtpParams,
+    user: &str,
+    server: &str,
+    nonce: &str,
+    now: u64,
+) -> String {
     let otp = keys.seeds[0].code(totp::step_at(now, params.interval), params.digits);
     let digits = Zeroizing::new(format!("{}{nonce}", otp.as_str()));
     let signature = token::sign(keys.secrets[0].as_bytes(), &digits, user, server);
@@ -201,7 +208,10 @@ pub(crate) mod tests {
 
     #[test]
     fn generate_reproduces_every_valid_default_vector() {
-        for v in vectors().into_iter().filter(|v| v.valid && v.settings.otp_window.is_none()) {
+        for v in vectors()
+            .into_iter()
+            .filter(|v| v.valid && v.settings.otp_window.is_none())
+        {
             let (user, server) = v.jid.split_once('@').unwrap();
             let keys = keys(&v.token_secret, &v.otp_seed);
             let p = params(&v.settings);
@@ -212,7 +222,12 @@ pub(crate) mod tests {
                 continue;
             }
             let token = generate(&keys, p, user, server, parsed.nonce(), v.at);
-            assert_eq!(token.trim_end_matches('='), v.token.trim_end_matches('='), "{}", v.name);
+            assert_eq!(
+                token.trim_end_matches('='),
+                v.token.trim_end_matches('='),
+                "{}",
+                v.name
+            );
         }
     }
 
@@ -246,6 +261,9 @@ pub(crate) mod tests {
         let by_new = generate(&new, p, "a", "b", "1", now);
         assert!(verify(&both, p, "a", "b", &by_old, now).is_ok());
         assert_eq!(generate(&both, p, "a", "b", "1", now), by_new);
-        assert_eq!(verify(&new, p, "a", "b", &by_old, now), Err(Refusal::OtpOutsideWindow));
+        assert_eq!(
+            verify(&new, p, "a", "b", &by_old, now),
+            Err(Refusal::OtpOutsideWindow)
+        );
     }
 }

@@ -12,7 +12,10 @@ use std::time::Duration;
 fn a_valid_token_logs_in_once() {
     let setup = Setup::new("");
     let token = token("alice@example.org", "12345678901234567890123456789012");
-    let replies = setup.replies(&[auth("alice@example.org", &token), auth("alice@example.org", &token)]);
+    let replies = setup.replies(&[
+        auth("alice@example.org", &token),
+        auth("alice@example.org", &token),
+    ]);
     assert_eq!(replies, [TRUE, FALSE]);
 }
 
@@ -29,14 +32,32 @@ fn tokens_for_someone_else_or_out_of_time_or_tampered_are_refused() {
         auth("bob@example.org", &good),
         auth("alice@example.net", &good),
         auth("alice@example.org", &tampered),
-        auth("alice@example.org", &token_with(SECRET, SEED, "alice@example.org", "2", now - 120)),
-        auth("alice@example.org", &token_with(SECRET, SEED, "alice@example.org", "3", now + 120)),
-        auth("alice@example.org", &token_with("another-secret-of-32-characters!", SEED, "alice@example.org", "4", now)),
+        auth(
+            "alice@example.org",
+            &token_with(SECRET, SEED, "alice@example.org", "2", now - 120),
+        ),
+        auth(
+            "alice@example.org",
+            &token_with(SECRET, SEED, "alice@example.org", "3", now + 120),
+        ),
+        auth(
+            "alice@example.org",
+            &token_with(
+                "another-secret-of-32-characters!",
+                SEED,
+                "alice@example.org",
+                "4",
+                now,
+            ),
+        ),
         auth("alice@example.org", "hunter2"),
         auth("alice@example.org", ""),
         auth("alice@example.org", &good),
     ]);
-    assert_eq!(replies, [FALSE, FALSE, FALSE, FALSE, FALSE, FALSE, FALSE, FALSE, TRUE]);
+    assert_eq!(
+        replies,
+        [FALSE, FALSE, FALSE, FALSE, FALSE, FALSE, FALSE, FALSE, TRUE]
+    );
 }
 
 #[test]
@@ -81,8 +102,15 @@ fn ten_thousand_pipelined_requests_are_answered_in_order() {
     for i in 0..10_000u32 {
         let jid = format!("user{}@example.org", i % 97);
         // Every third request is a token signed for someone else.
-        let signed_for = if i % 3 == 0 { "mallory@example.org" } else { &jid };
-        frames.push(auth(&jid, &token_with(SECRET, SEED, signed_for, &i.to_string(), now)));
+        let signed_for = if i % 3 == 0 {
+            "mallory@example.org"
+        } else {
+            &jid
+        };
+        frames.push(auth(
+            &jid,
+            &token_with(SECRET, SEED, signed_for, &i.to_string(), now),
+        ));
         expected.push(if i % 3 == 0 { FALSE } else { TRUE });
     }
     assert_eq!(setup.replies(&frames), expected);
@@ -137,8 +165,16 @@ fn isuser_answers_by_policy() {
         (served_domain_only("isuser = \"always\"\n"), [TRUE, TRUE]),
     ];
     for (setup, expected) in cases {
-        let replies = setup.replies(&[frame(b"isuser:bob:a.example"), frame(b"isuser:bob:b.example")]);
-        assert_eq!(replies, expected, "{}", std::fs::read_to_string(&setup.config).unwrap());
+        let replies = setup.replies(&[
+            frame(b"isuser:bob:a.example"),
+            frame(b"isuser:bob:b.example"),
+        ]);
+        assert_eq!(
+            replies,
+            expected,
+            "{}",
+            std::fs::read_to_string(&setup.config).unwrap()
+        );
     }
 }
 
@@ -146,13 +182,27 @@ fn isuser_answers_by_policy() {
 fn each_domain_checks_tokens_with_its_own_keys() {
     let domain_secret = "a-different-secret-for-a.example";
     let domain_seed = "E3W374VRSFO4NVKE";
-    let setup = Setup::new(&format!("[domains.\"a.example\"]\ntoken_secret = \"{domain_secret}\"\notp_seed = \"{domain_seed}\"\n"));
+    let setup = Setup::new(&format!(
+        "[domains.\"a.example\"]\ntoken_secret = \"{domain_secret}\"\notp_seed = \"{domain_seed}\"\n"
+    ));
     let now = now();
     let replies = setup.replies(&[
-        auth("bob@a.example", &token_with(domain_secret, domain_seed, "bob@a.example", "1", now)),
-        auth("bob@a.example", &token_with(SECRET, SEED, "bob@a.example", "2", now)),
-        auth("bob@b.example", &token_with(SECRET, SEED, "bob@b.example", "3", now)),
-        auth("bob@b.example", &token_with(domain_secret, domain_seed, "bob@b.example", "4", now)),
+        auth(
+            "bob@a.example",
+            &token_with(domain_secret, domain_seed, "bob@a.example", "1", now),
+        ),
+        auth(
+            "bob@a.example",
+            &token_with(SECRET, SEED, "bob@a.example", "2", now),
+        ),
+        auth(
+            "bob@b.example",
+            &token_with(SECRET, SEED, "bob@b.example", "3", now),
+        ),
+        auth(
+            "bob@b.example",
+            &token_with(domain_secret, domain_seed, "bob@b.example", "4", now),
+        ),
     ]);
     assert_eq!(replies, [TRUE, FALSE, TRUE, FALSE]);
 }
@@ -165,9 +215,24 @@ fn tokens_under_the_previous_secret_and_seed_still_verify_during_rotation() {
     ));
     let now = now();
     let replies = setup.replies(&[
-        auth("bob@x.example", &token_with(old_secret, old_seed, "bob@x.example", "1", now)),
-        auth("bob@x.example", &token_with(SECRET, SEED, "bob@x.example", "2", now)),
-        auth("bob@x.example", &token_with("never-configured-secret-0123456", SEED, "bob@x.example", "3", now)),
+        auth(
+            "bob@x.example",
+            &token_with(old_secret, old_seed, "bob@x.example", "1", now),
+        ),
+        auth(
+            "bob@x.example",
+            &token_with(SECRET, SEED, "bob@x.example", "2", now),
+        ),
+        auth(
+            "bob@x.example",
+            &token_with(
+                "never-configured-secret-0123456",
+                SEED,
+                "bob@x.example",
+                "3",
+                now,
+            ),
+        ),
     ]);
     assert_eq!(replies, [TRUE, TRUE, FALSE]);
 }
@@ -179,9 +244,15 @@ fn generate_then_verify_then_serve_accepts_the_token_once() {
     assert_eq!(code, 0);
     let token = token.trim_end();
     let (code, verdict, _) = setup.run(&["verify", "carol@example.org", token]);
-    assert_eq!((code, verdict.as_str()), (0, "valid: token for carol@example.org\n"));
+    assert_eq!(
+        (code, verdict.as_str()),
+        (0, "valid: token for carol@example.org\n")
+    );
     // verify never records: the token still logs in, once.
-    let replies = setup.replies(&[auth("carol@example.org", token), auth("carol@example.org", token)]);
+    let replies = setup.replies(&[
+        auth("carol@example.org", token),
+        auth("carol@example.org", token),
+    ]);
     assert_eq!(replies, [TRUE, FALSE]);
 }
 
@@ -189,7 +260,8 @@ fn generate_then_verify_then_serve_accepts_the_token_once() {
 fn line_protocol_over_pipes() {
     let setup = Setup::new("");
     let token = token("alice@example.org", "5");
-    let mut input = format!("auth:alice:example.org:{token}\r\nisuser:alice:example.org\n\n").into_bytes();
+    let mut input =
+        format!("auth:alice:example.org:{token}\r\nisuser:alice:example.org\n\n").into_bytes();
     input.extend(vec![b'x'; 200_000]);
     input.extend_from_slice(format!("\nauth:alice:example.org:{token}\n").as_bytes());
     let served = setup.serve(&["--protocol", "line"], input);
@@ -208,7 +280,13 @@ fn protocol_key_of_the_configuration_selects_the_framing() {
 
 /// Starts the helper and waits until it has answered one request, so that it
 /// is idle in `read` when the test goes on.
-fn started(setup: &Setup) -> (std::process::Child, std::process::ChildStdin, std::process::ChildStdout) {
+fn started(
+    setup: &Setup,
+) -> (
+    std::process::Child,
+    std::process::ChildStdin,
+    std::process::ChildStdout,
+) {
     let mut child = setup.spawn(&[]);
     let mut stdin = child.stdin.take().unwrap();
     let mut stdout = child.stdout.take().unwrap();
@@ -248,7 +326,9 @@ fn inherited_descriptors_are_closed_at_start() {
     let leaked = std::fs::File::open(&setup.config).unwrap();
     let leaked_fd = std::os::fd::AsRawFd::as_raw_fd(&leaked);
     let mut command = setup.command(&[]);
-    command.stdin(std::process::Stdio::piped()).stdout(std::process::Stdio::piped());
+    command
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped());
     // SAFETY: dup2 and fcntl are async-signal-safe, as pre_exec requires.
     unsafe {
         command.pre_exec(move || {
@@ -280,11 +360,25 @@ fn inherited_descriptors_are_closed_at_start() {
 fn log_lines_name_the_decision_but_never_the_token_or_keys() {
     let setup = Setup::new("log = \"stderr\"\n");
     let token = token("alice@example.org", "31337");
-    let served = setup.serve(&[], [auth("alice@example.org", &token), auth("alice@example.org", &token), auth("eve@example.org", "hunter2:pass")].concat());
+    let served = setup.serve(
+        &[],
+        [
+            auth("alice@example.org", &token),
+            auth("alice@example.org", &token),
+            auth("eve@example.org", "hunter2:pass"),
+        ]
+        .concat(),
+    );
     let log = served.stderr;
     assert!(log.contains("auth alice@example.org: accepted"), "{log}");
-    assert!(log.contains("auth alice@example.org: refused (token was already used)"), "{log}");
-    assert!(log.contains("auth eve@example.org: refused (malformed token"), "{log}");
+    assert!(
+        log.contains("auth alice@example.org: refused (token was already used)"),
+        "{log}"
+    );
+    assert!(
+        log.contains("auth eve@example.org: refused (malformed token"),
+        "{log}"
+    );
     let signature = token.split_once(' ').unwrap().1;
     for secret in [&token[..8], signature, "hunter2", SECRET, SEED] {
         assert!(!log.contains(secret), "{secret:?} in {log}");
@@ -294,10 +388,20 @@ fn log_lines_name_the_decision_but_never_the_token_or_keys() {
 #[test]
 fn a_world_readable_configuration_is_warned_about_on_stderr() {
     let setup = Setup::new("");
-    std::fs::set_permissions(&setup.config, std::os::unix::fs::PermissionsExt::from_mode(0o644)).unwrap();
+    std::fs::set_permissions(
+        &setup.config,
+        std::os::unix::fs::PermissionsExt::from_mode(0o644),
+    )
+    .unwrap();
     let served = setup.serve(&[], frame(b"isuser:a:b"));
     assert_eq!(served.stdout, TRUE);
-    assert!(served.stderr.contains("config.toml is readable by every user"), "{}", served.stderr);
+    assert!(
+        served
+            .stderr
+            .contains("config.toml is readable by every user"),
+        "{}",
+        served.stderr
+    );
 }
 
 #[test]
@@ -306,5 +410,11 @@ fn a_bad_configuration_stops_the_helper_at_start_with_a_precise_error() {
     let served = setup.serve(&[], frame(b"isuser:a:b"));
     assert_eq!(served.status.code(), Some(2));
     assert!(served.stdout.is_empty());
-    assert!(served.stderr.contains("config.toml:4: otp_digits = 5 is out of range: allowed 6 to 10 digits"), "{}", served.stderr);
+    assert!(
+        served
+            .stderr
+            .contains("config.toml:4: otp_digits = 5 is out of range: allowed 6 to 10 digits"),
+        "{}",
+        served.stderr
+    );
 }

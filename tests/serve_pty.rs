@@ -32,14 +32,25 @@ impl Pty {
         let (mut master, mut slave) = (-1, -1);
         // SAFETY: openpty writes two descriptors; the null arguments ask for
         // the default name, settings and size.
-        let rc = unsafe { libc::openpty(&mut master, &mut slave, std::ptr::null_mut(), std::ptr::null(), std::ptr::null()) };
+        let rc = unsafe {
+            libc::openpty(
+                &mut master,
+                &mut slave,
+                std::ptr::null_mut(),
+                std::ptr::null(),
+                std::ptr::null(),
+            )
+        };
         assert_eq!(rc, 0);
         // SAFETY: openpty returned these descriptors to us alone.
         let (master, slave) = unsafe { (File::from_raw_fd(master), OwnedFd::from_raw_fd(slave)) };
         let mut mode = termios(&master);
         mode.c_lflag &= !libc::ECHO; // what lpty changes, and all it changes
         // SAFETY: setting the terminal mode through the master is allowed on Linux.
-        assert_eq!(unsafe { libc::tcsetattr(master.as_raw_fd(), libc::TCSANOW, &mode) }, 0);
+        assert_eq!(
+            unsafe { libc::tcsetattr(master.as_raw_fd(), libc::TCSANOW, &mode) },
+            0
+        );
 
         let mut command = setup.command(&[]);
         command
@@ -69,7 +80,10 @@ impl Pty {
     fn wait_for_raw_mode(&self) {
         let deadline = Instant::now() + Duration::from_secs(10);
         while termios(&self.master).c_lflag & libc::ICANON != 0 {
-            assert!(Instant::now() < deadline, "helper never put the terminal in raw mode");
+            assert!(
+                Instant::now() < deadline,
+                "helper never put the terminal in raw mode"
+            );
             std::thread::sleep(Duration::from_millis(5));
         }
     }
@@ -82,11 +96,18 @@ impl Pty {
             got.extend(self.read_for(Duration::from_millis(100)));
         }
         got.extend(self.read_for(Duration::from_millis(200)));
-        assert_eq!(String::from_utf8_lossy(&got), String::from_utf8_lossy(expected));
+        assert_eq!(
+            String::from_utf8_lossy(&got),
+            String::from_utf8_lossy(expected)
+        );
     }
 
     fn read_for(&mut self, timeout: Duration) -> Vec<u8> {
-        let mut poll = libc::pollfd { fd: self.master.as_raw_fd(), events: libc::POLLIN, revents: 0 };
+        let mut poll = libc::pollfd {
+            fd: self.master.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        };
         // SAFETY: one valid pollfd.
         let ready = unsafe { libc::poll(&mut poll, 1, timeout.as_millis() as i32) };
         if ready <= 0 {
@@ -117,7 +138,10 @@ impl Pty {
                 assert_eq!(status.code(), Some(0), "{status:?}");
                 return;
             }
-            assert!(Instant::now() < deadline, "helper still running after hang-up");
+            assert!(
+                Instant::now() < deadline,
+                "helper still running after hang-up"
+            );
             std::thread::sleep(Duration::from_millis(10));
         }
     }
@@ -136,7 +160,11 @@ fn logins_over_a_cooked_pseudo_terminal_get_exact_replies() {
     // A world-readable config and log = "stderr" would both write to stderr,
     // which here is the terminal Prosody reads replies from.
     let setup = Setup::new("log = \"stderr\"\n");
-    std::fs::set_permissions(&setup.config, std::os::unix::fs::PermissionsExt::from_mode(0o644)).unwrap();
+    std::fs::set_permissions(
+        &setup.config,
+        std::os::unix::fs::PermissionsExt::from_mode(0o644),
+    )
+    .unwrap();
     let mut pty = Pty::start(&setup);
     let token = token("alice@example.org", "4242");
 
@@ -147,7 +175,17 @@ fn logins_over_a_cooked_pseudo_terminal_get_exact_replies() {
 
     // Each of these would, in cooked mode, kill or freeze the helper, end the
     // line early, or split one request into two.
-    for hostile in [&b"pa\x03ss"[..], b"pa\rss", b"a\rauth:alice:example.org:x", b"\x1c", b"\x1a", b"\x04", b"\x13", b"\x7f\x15\x17", "pässwörd€".as_bytes()] {
+    for hostile in [
+        &b"pa\x03ss"[..],
+        b"pa\rss",
+        b"a\rauth:alice:example.org:x",
+        b"\x1c",
+        b"\x1a",
+        b"\x04",
+        b"\x13",
+        b"\x7f\x15\x17",
+        "pässwörd€".as_bytes(),
+    ] {
         pty.send(&line("alice@example.org", hostile));
         pty.expect(b"0\n");
         pty.assert_alive();

@@ -17,7 +17,11 @@ pub fn close_inherited() -> io::Result<()> {
     // Kernels before 5.9 lack close_range: close what /proc lists instead.
     let mut open = Vec::new();
     for entry in std::fs::read_dir("/proc/self/fd")? {
-        if let Some(fd) = entry?.file_name().to_str().and_then(|n| n.parse::<libc::c_int>().ok()) {
+        if let Some(fd) = entry?
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<libc::c_int>().ok())
+        {
             open.push(fd);
         }
     }

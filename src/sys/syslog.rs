@@ -9,7 +9,13 @@ pub use libc::{LOG_ERR, LOG_INFO, LOG_NOTICE, LOG_WARNING};
 pub fn open() {
     // SAFETY: the identity string must outlive every later syslog call; a
     // static C string literal does.
-    unsafe { libc::openlog(c"xmpp-token-auth".as_ptr(), libc::LOG_PID | libc::LOG_NDELAY, libc::LOG_AUTHPRIV) };
+    unsafe {
+        libc::openlog(
+            c"xmpp-token-auth".as_ptr(),
+            libc::LOG_PID | libc::LOG_NDELAY,
+            libc::LOG_AUTHPRIV,
+        )
+    };
 }
 
 pub fn send(priority: libc::c_int, message: &str) {

@@ -17,7 +17,10 @@ pub const TRUE: [u8; 4] = [0, 2, 0, 1];
 pub const FALSE: [u8; 4] = [0, 2, 0, 0];
 
 pub fn now() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs()
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
 }
 
 /// A token as the application would mint it, with the default settings.
@@ -55,8 +58,14 @@ pub struct Setup {
 impl Setup {
     /// The default secret and seed, logging off, plus `extra` lines.
     pub fn new(extra: &str) -> Setup {
-        let log = if extra.contains("log =") { "" } else { "log = \"none\"\n" };
-        Setup::with_text(&format!("token_secret = \"{SECRET}\"\notp_seed = \"{SEED}\"\n{log}{extra}"))
+        let log = if extra.contains("log =") {
+            ""
+        } else {
+            "log = \"none\"\n"
+        };
+        Setup::with_text(&format!(
+            "token_secret = \"{SECRET}\"\notp_seed = \"{SEED}\"\n{log}{extra}"
+        ))
     }
 
     pub fn with_text(text: &str) -> Setup {
@@ -102,9 +111,19 @@ impl Setup {
             let _ = stdin.write_all(&input);
         });
         let mut stdout = Vec::new();
-        child.stdout.take().unwrap().read_to_end(&mut stdout).unwrap();
+        child
+            .stdout
+            .take()
+            .unwrap()
+            .read_to_end(&mut stdout)
+            .unwrap();
         let mut stderr = String::new();
-        child.stderr.take().unwrap().read_to_string(&mut stderr).unwrap();
+        child
+            .stderr
+            .take()
+            .unwrap()
+            .read_to_string(&mut stderr)
+            .unwrap();
         writer.join().unwrap();
         Served {
             status: child.wait().unwrap(),
@@ -118,7 +137,11 @@ impl Setup {
         let served = self.serve(&[], frames.concat());
         assert_eq!(served.status.code(), Some(0), "stderr: {}", served.stderr);
         assert_eq!(served.stdout.len() % 4, 0, "replies: {:?}", served.stdout);
-        served.stdout.chunks(4).map(|r| r.try_into().unwrap()).collect()
+        served
+            .stdout
+            .chunks(4)
+            .map(|r| r.try_into().unwrap())
+            .collect()
     }
 }
 
