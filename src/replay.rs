@@ -117,7 +117,10 @@ mod tests {
             cache.record(&id("a", "12345678", "1"), 150, 190),
             Err(ReplayError::Replayed)
         );
-        assert_eq!(cache.record(&id("a", "12345678", "1"), 189, 190), Err(ReplayError::Replayed));
+        assert_eq!(
+            cache.record(&id("a", "12345678", "1"), 189, 190),
+            Err(ReplayError::Replayed)
+        );
     }
 
     #[test]

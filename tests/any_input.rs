@@ -27,7 +27,13 @@ impl Rng {
     fn bytes(&mut self, len: usize) -> Vec<u8> {
         const INTERESTING: &[u8] = b"::::auth isuser@0123456789+/=\r\n\x00\x03\xff\xc3";
         (0..len)
-            .map(|_| if self.below(2) == 0 { INTERESTING[self.below(INTERESTING.len())] } else { self.next() as u8 })
+            .map(|_| {
+                if self.below(2) == 0 {
+                    INTERESTING[self.below(INTERESTING.len())]
+                } else {
+                    self.next() as u8
+                }
+            })
             .collect()
     }
 
@@ -38,7 +44,11 @@ impl Rng {
             2 => b"auth:alice:example.org:2216616412345 ".to_vec(),
             _ => Vec::new(),
         };
-        let len = if self.below(50) == 0 { self.below(MAX_REQUEST) } else { self.below(120) };
+        let len = if self.below(50) == 0 {
+            self.below(MAX_REQUEST)
+        } else {
+            self.below(120)
+        };
         text.extend(self.bytes(len));
         text.truncate(MAX_REQUEST);
         text
@@ -112,7 +122,10 @@ fn lines_in_any_pieces_come_out_whole_and_in_order() {
             let content = line.strip_suffix(b"\r").unwrap_or(&line).to_vec();
             expected.push((content.len() <= MAX_REQUEST).then_some(content));
         }
-        assert_eq!(decode_and_answer(&mut rng, Protocol::Line, &stream), expected);
+        assert_eq!(
+            decode_and_answer(&mut rng, Protocol::Line, &stream),
+            expected
+        );
     }
 }
 
@@ -124,6 +137,10 @@ fn random_passwords_never_verify_and_never_panic() {
         let mut request = b"auth:alice:example.org:".to_vec();
         let len = rng.below(100);
         request.extend(rng.bytes(len));
-        assert!(!helper.handle(Frame::Request(&request), 1_764_300_000).verdict);
+        assert!(
+            !helper
+                .handle(Frame::Request(&request), 1_764_300_000)
+                .verdict
+        );
     }
 }
