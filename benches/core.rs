@@ -64,7 +64,7 @@ fn median(mut samples: Vec<f64>) -> f64 {
 fn main() {
     let total = ROUNDS * PER_ROUND;
     let good: Vec<String> = (0..total).map(|i| token("alice", i, NOW)).collect();
-    let mut cases = vec![
+    let mut cases = [
         Case {
             name: "auth, valid token",
             requests: good.iter().map(|t| auth("alice", t)).collect(),
@@ -184,6 +184,7 @@ fn pipe_throughput() {
         format!("token_secret = \"{SECRET}\"\notp_seed = \"{SEED}\"\nlog = \"none\"\n"),
     )
     .unwrap();
+    std::fs::set_permissions(&config, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .unwrap()
