@@ -32,23 +32,14 @@ fn tokens_for_someone_else_or_out_of_time_or_tampered_are_refused() {
         auth("bob@example.org", &good),
         auth("alice@example.net", &good),
         auth("alice@example.org", &tampered),
-        auth(
+        signed("alice@example.org", SECRET, SEED, "2", now - 120),
+        signed("alice@example.org", SECRET, SEED, "3", now + 120),
+        signed(
             "alice@example.org",
-            &token_with(SECRET, SEED, "alice@example.org", "2", now - 120),
-        ),
-        auth(
-            "alice@example.org",
-            &token_with(SECRET, SEED, "alice@example.org", "3", now + 120),
-        ),
-        auth(
-            "alice@example.org",
-            &token_with(
-                "another-secret-of-32-characters!",
-                SEED,
-                "alice@example.org",
-                "4",
-                now,
-            ),
+            "another-secret-of-32-characters!",
+            SEED,
+            "4",
+            now,
         ),
         auth("alice@example.org", "hunter2"),
         auth("alice@example.org", ""),
@@ -187,22 +178,10 @@ fn each_domain_checks_tokens_with_its_own_keys() {
     ));
     let now = now();
     let replies = setup.replies(&[
-        auth(
-            "bob@a.example",
-            &token_with(domain_secret, domain_seed, "bob@a.example", "1", now),
-        ),
-        auth(
-            "bob@a.example",
-            &token_with(SECRET, SEED, "bob@a.example", "2", now),
-        ),
-        auth(
-            "bob@b.example",
-            &token_with(SECRET, SEED, "bob@b.example", "3", now),
-        ),
-        auth(
-            "bob@b.example",
-            &token_with(domain_secret, domain_seed, "bob@b.example", "4", now),
-        ),
+        signed("bob@a.example", domain_secret, domain_seed, "1", now),
+        signed("bob@a.example", SECRET, SEED, "2", now),
+        signed("bob@b.example", SECRET, SEED, "3", now),
+        signed("bob@b.example", domain_secret, domain_seed, "4", now),
     ]);
     assert_eq!(replies, [TRUE, FALSE, TRUE, FALSE]);
 }
@@ -215,23 +194,14 @@ fn tokens_under_the_previous_secret_and_seed_still_verify_during_rotation() {
     ));
     let now = now();
     let replies = setup.replies(&[
-        auth(
+        signed("bob@x.example", old_secret, old_seed, "1", now),
+        signed("bob@x.example", SECRET, SEED, "2", now),
+        signed(
             "bob@x.example",
-            &token_with(old_secret, old_seed, "bob@x.example", "1", now),
-        ),
-        auth(
-            "bob@x.example",
-            &token_with(SECRET, SEED, "bob@x.example", "2", now),
-        ),
-        auth(
-            "bob@x.example",
-            &token_with(
-                "never-configured-secret-0123456",
-                SEED,
-                "bob@x.example",
-                "3",
-                now,
-            ),
+            "never-configured-secret-0123456",
+            SEED,
+            "3",
+            now,
         ),
     ]);
     assert_eq!(replies, [TRUE, TRUE, FALSE]);

@@ -37,6 +37,11 @@ pub fn token(jid: &str, nonce: &str) -> String {
     token_with(SECRET, SEED, jid, nonce, now())
 }
 
+/// An `auth` frame for `jid` carrying a token signed with these keys.
+pub fn signed(jid: &str, secret: &str, seed: &str, nonce: &str, at: u64) -> Vec<u8> {
+    auth(jid, &token_with(secret, seed, jid, nonce, at))
+}
+
 /// An ejabberd frame: 2-byte big-endian length, then the bytes.
 pub fn frame(body: impl AsRef<[u8]>) -> Vec<u8> {
     let body = body.as_ref();
