@@ -45,7 +45,11 @@ const EXTRA_SECTIONS: &[(&str, &str)] = &[
 ];
 
 fn main() -> std::io::Result<()> {
-    let out = PathBuf::from(std::env::args().nth(1).expect("usage: generate-docs OUT_DIR"));
+    let out = PathBuf::from(
+        std::env::args()
+            .nth(1)
+            .expect("usage: generate-docs OUT_DIR"),
+    );
     std::fs::create_dir_all(&out)?;
     let command = Cli::command();
 
