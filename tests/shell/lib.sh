@@ -26,10 +26,12 @@ hex() {
 }
 
 failures=0
+passes=0
 # check WHAT EXPECTED ACTUAL
 check() {
     if [ "$2" = "$3" ]; then
         echo "ok   $1"
+        passes=$((passes + 1))
     else
         echo "FAIL $1: expected [$2], got [$3]"
         failures=$((failures + 1))
@@ -37,5 +39,6 @@ check() {
 }
 
 finish() {
-    [ "$failures" -eq 0 ] || { echo "$failures check(s) failed"; exit 1; }
+    echo "$(basename "$0"): $passes passed, $failures failed"
+    [ "$failures" -eq 0 ] || exit 1
 }

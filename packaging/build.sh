@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# Builds the .deb and the .rpm into target/ (needs cargo-deb and
+# cargo-generate-rpm: `cargo install --locked cargo-deb cargo-generate-rpm`).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+cargo build --release --locked
+rm -rf target/assets
+cargo run --quiet --locked --example generate-docs -- target/assets
+gzip -9n target/assets/xmpp-token-auth.1
+
+cargo deb --no-build --locked --output target/
+cargo generate-rpm --output target/
+ls -1 target/*.deb target/*.rpm

@@ -1,0 +1,106 @@
+#!/usr/bin/env bash
+# Package tests, run as root by .ci/run after packaging/build.sh: lint both
+# packages, then install, upgrade, remove and purge the .deb on this machine,
+# checking what an operator would check at each step. Leaves nothing behind.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+. tests/shell/lib.sh
+unset XMPP_TOKEN_AUTH_CONFIG   # the installed default path is under test
+
+[ "$(id -u)" -eq 0 ] || { echo "packaging/test.sh installs packages: run it as root"; exit 1; }
+deb=$(ls target/xmpp-token-auth_*.deb)
+rpm=$(ls target/xmpp-token-auth-*.rpm)
+conf=/etc/xmpp-token-auth
+bin=/usr/bin/xmpp-token-auth
+reader=xta-pkg-test    # a stand-in for the XMPP server's user
+outsider=xta-pkg-other
+
+uninstall() {
+    dpkg --purge xmpp-token-auth >/dev/null 2>&1 || true
+    userdel "$reader" 2>/dev/null || true
+    userdel "$outsider" 2>/dev/null || true
+}
+trap 'uninstall; rm -rf "$work"' EXIT
+uninstall
+
+owner() { stat -c '%U:%G %a' "$1"; }
+
+echo "== lint"
+check "lintian finds no error and no unexplained warning" "0" \
+    "$(lintian --fail-on error,warning "$deb" >"$work/lintian" 2>&1; echo $?)"
+cat "$work/lintian"
+rpmlint -r packaging/rpm/rpmlintrc "$rpm" >"$work/rpmlint" 2>&1 || true
+cat "$work/rpmlint"
+check "rpmlint finds no error" "0" "$(grep -c ' E: ' "$work/rpmlint" || true)"
+
+echo "== install"
+dpkg -i "$deb" >"$work/install" 2>&1 || { cat "$work/install"; exit 1; }
+check "install tells the operator to add the server's user to the group" "yes" \
+    "$(grep -q 'adduser ejabberd xmpp-token-auth' "$work/install" && echo yes)"
+check "the group exists" "yes" "$(getent group xmpp-token-auth >/dev/null && echo yes)"
+check "binary" "root:root 755" "$(owner $bin)"
+check "configuration: a conffile, root:xmpp-token-auth 0640" "root:xmpp-token-auth 640|yes" \
+    "$(owner $conf/config.toml)|$(dpkg-query -W -f='${Conffiles}' xmpp-token-auth | grep -q "$conf/config.toml" && echo yes)"
+for key in token_secret otp_seed; do
+    check "$key generated for this machine" "root:xmpp-token-auth 640|32" \
+        "$(owner $conf/$key)|$(tr -d '\n' < $conf/$key | grep -cE '^[A-Z2-7]{32}$' | sed 's/^1$/32/')"
+done
+check "state folder" "root:xmpp-token-auth 770" "$(owner /var/lib/xmpp-token-auth)"
+check "man page" "yes" "$(zcat /usr/share/man/man1/xmpp-token-auth.1.gz | grep -q '^.SH COMMANDS' && echo yes)"
+for file in /usr/share/bash-completion/completions/xmpp-token-auth \
+            /usr/share/zsh/vendor-completions/_xmpp-token-auth \
+            /usr/share/fish/vendor_completions.d/xmpp-token-auth.fish \
+            /usr/share/doc/xmpp-token-auth/README.md.gz \
+            /usr/share/doc/xmpp-token-auth/README.Debian \
+            /usr/share/doc/xmpp-token-auth/copyright \
+            /usr/share/doc/xmpp-token-auth/examples/ejabberd.yml \
+            /usr/share/doc/xmpp-token-auth/examples/generators/xmpp_token.py; do
+    [ -e "$file" ] || [ -e "${file%.gz}" ] || check "$file installed" "present" "missing"
+done
+check "check-config accepts the installed configuration" "0" "$($bin check-config >/dev/null 2>&1; echo $?)"
+
+token=$($bin generate alice@example.org)
+check "a framed auth request against the installed configuration" "00 02 00 01 00 02 00 00" \
+    "$({ frame "auth:alice:example.org:$token"; frame "auth:alice:example.org:$token"; } | $bin | hex)"
+
+useradd --system --no-create-home --groups xmpp-token-auth "$reader"
+useradd --system --no-create-home "$outsider"
+check "a member of the group (the XMPP server's user) can use it" "0" \
+    "$(runuser -u "$reader" -- $bin check-config >/dev/null 2>&1; echo $?)"
+check "another user cannot read the secrets" "2" \
+    "$(runuser -u "$outsider" -- $bin check-config >/dev/null 2>&1; echo $?)"
+
+echo "== upgrade over an edited configuration"
+secret_before=$(cat $conf/token_secret)
+printf '\n# edited by the operator\notp_window = 2\n' >> $conf/config.toml
+dpkg -i "$deb" >"$work/upgrade" 2>&1 || { cat "$work/upgrade"; exit 1; }
+check "the edit survived" "otp_window = 2" "$(grep '^otp_window' $conf/config.toml)"
+check "the secret survived" "$secret_before" "$(cat $conf/token_secret)"
+check "ownership survived" "root:xmpp-token-auth 640" "$(owner $conf/config.toml)"
+check "the upgrade printed no first-install notice" "no" \
+    "$(grep -q 'adduser ejabberd' "$work/upgrade" && echo yes || echo no)"
+check "the edited configuration is in force" "  tokens:   8 digits, 30 s steps, ±2 steps" \
+    "$($bin check-config | grep '^  tokens:')"
+
+echo "== remove keeps configuration and secrets, purge removes them"
+dpkg -r xmpp-token-auth >/dev/null
+check "after remove" "gone|kept|kept" \
+    "$([ -e $bin ] && echo present || echo gone)|$([ -e $conf/config.toml ] && echo kept)|$([ -e $conf/token_secret ] && echo kept)"
+dpkg --purge xmpp-token-auth >/dev/null
+check "after purge" "gone|gone" \
+    "$([ -e $conf ] && echo present || echo gone)|$([ -e /var/lib/xmpp-token-auth ] && echo present || echo gone)"
+
+echo "== rpm"
+rpm -qp --qf '[%{FILEMODES:perms} %{FILEUSERNAME}:%{FILEGROUPNAME} %{FILEFLAGS:fflags} %{FILENAMES}\n]' "$rpm" > "$work/rpmfiles"
+cat "$work/rpmfiles"
+check "rpm: configuration is %config(noreplace), root:xmpp-token-auth 0640" "-rw-r----- root:xmpp-token-auth cn /etc/xmpp-token-auth/config.toml" \
+    "$(grep ' /etc/xmpp-token-auth/config.toml$' "$work/rpmfiles")"
+check "rpm: binary" "-rwxr-xr-x root:root  /usr/bin/xmpp-token-auth" "$(grep ' /usr/bin/xmpp-token-auth$' "$work/rpmfiles")"
+check "rpm: man page is documentation" "-rw-r--r-- root:root d /usr/share/man/man1/xmpp-token-auth.1.gz" \
+    "$(grep 'man1' "$work/rpmfiles")"
+check "rpm: every file listed in --dump too" "$(wc -l < "$work/rpmfiles")" "$(rpm -qp --dump "$rpm" | wc -l)"
+rpm -qp --scripts "$rpm" > "$work/scripts"
+check "rpm: %pre creates the group, %post generates secrets" "yes|yes" \
+    "$(grep -q 'groupadd -r xmpp-token-auth' "$work/scripts" && echo yes)|$(grep -q 'xmpp-token-auth gen-secret' "$work/scripts" && echo yes)"
+
+finish
