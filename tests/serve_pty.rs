@@ -8,7 +8,7 @@ mod common;
 use common::*;
 use std::fs::File;
 use std::io::{Read, Write};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::process::CommandExt;
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
@@ -29,6 +29,12 @@ fn termios(fd: &File) -> libc::termios {
 
 impl Pty {
     fn start(setup: &Setup) -> Pty {
+        Pty::start_leaking(setup, &[])
+    }
+
+    /// Starts the helper with `leaked` descriptors of ours open in it as well
+    /// (and the pty master always), as lpty leaves Prosody's.
+    fn start_leaking(setup: &Setup, leaked: &[RawFd]) -> Pty {
         let (mut master, mut slave) = (-1, -1);
         // SAFETY: openpty writes two descriptors; the null arguments ask for
         // the default name, settings and size.
@@ -57,13 +63,22 @@ impl Pty {
             .stdin(Stdio::from(slave.try_clone().unwrap()))
             .stdout(Stdio::from(slave.try_clone().unwrap()))
             .stderr(Stdio::from(slave));
-        // SAFETY: setsid and ioctl are async-signal-safe, as pre_exec requires.
+        let mut leaked = leaked.to_vec();
+        leaked.push(master.as_raw_fd());
+        // SAFETY: setsid, ioctl and dup2 are async-signal-safe, as pre_exec
+        // requires, and `leaked` was allocated before the fork.
         unsafe {
-            command.pre_exec(|| {
+            command.pre_exec(move || {
                 // Like lpty: a new session whose controlling terminal is the pty,
                 // so that a signal character would really signal the helper.
                 if libc::setsid() < 0 || libc::ioctl(0, libc::TIOCSCTTY, 0) < 0 {
                     return Err(std::io::Error::last_os_error());
+                }
+                // Copies without close-on-exec, from descriptor 20 up.
+                for (i, &fd) in leaked.iter().enumerate() {
+                    if libc::dup2(fd, 20 + i as libc::c_int) < 0 {
+                        return Err(std::io::Error::last_os_error());
+                    }
                 }
                 Ok(())
             });
@@ -212,5 +227,27 @@ fn a_token_with_a_carriage_return_inside_is_refused_not_cut() {
     pty.expect(b"0\n");
     pty.send(&line("alice@example.org", token.as_bytes()));
     pty.expect(b"1\n");
+    pty.hang_up();
+}
+
+#[test]
+fn descriptors_leaked_by_the_host_are_closed_so_hang_up_is_seen_and_ports_are_freed() {
+    let setup = Setup::new("");
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let address = listener.local_addr().unwrap();
+    let mut pty = Pty::start_leaking(&setup, &[listener.as_raw_fd()]);
+    pty.send(b"isuser:alice:example.org\n");
+    pty.expect(b"1\n");
+
+    let open: Vec<String> = std::fs::read_dir(format!("/proc/{}/fd", pty.child.id()))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    assert_eq!(open.len(), 3, "open descriptors: {open:?}");
+
+    // Prosody's listening socket dies with Prosody, not with the helper.
+    drop(listener);
+    std::net::TcpListener::bind(address).expect("the helper still holds the XMPP port");
+    // And the helper sees Prosody go: no copy of the master keeps the pty up.
     pty.hang_up();
 }
