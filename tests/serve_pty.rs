@@ -251,3 +251,28 @@ fn descriptors_leaked_by_the_host_are_closed_so_hang_up_is_seen_and_ports_are_fr
     // And the helper sees Prosody go: no copy of the master keeps the pty up.
     pty.hang_up();
 }
+
+#[test]
+fn a_signalled_helper_exits_zero_so_prosody_would_start_a_fresh_one() {
+    let setup = Setup::new("");
+    let mut pty = Pty::start(&setup);
+    pty.send(b"isuser:alice:example.org\n");
+    pty.expect(b"1\n");
+    // SAFETY: signalling our own child.
+    assert_eq!(
+        unsafe { libc::kill(pty.child.id() as libc::pid_t, libc::SIGTERM) },
+        0
+    );
+    let status = pty.child.wait().unwrap();
+    assert_eq!(
+        status.code(),
+        Some(0),
+        "Prosody restarts only after status 0: {status:?}"
+    );
+
+    let mut fresh = Pty::start(&setup);
+    let token = token("alice@example.org", "9");
+    fresh.send(&line("alice@example.org", token.as_bytes()));
+    fresh.expect(b"1\n");
+    fresh.hang_up();
+}
