@@ -17,6 +17,8 @@ outsider=xta-pkg-other
 
 uninstall() {
     dpkg --purge xmpp-token-auth >/dev/null 2>&1 || true
+    rpm -e xmpp-token-auth >/dev/null 2>&1 || true
+    rm -rf /etc/xmpp-token-auth /var/lib/xmpp-token-auth
     userdel "$reader" 2>/dev/null || true
     userdel "$outsider" 2>/dev/null || true
 }
@@ -102,5 +104,23 @@ check "rpm: every file listed in --dump too" "$(wc -l < "$work/rpmfiles")" "$(rp
 rpm -qp --scripts "$rpm" > "$work/scripts"
 check "rpm: %pre creates the group, %post generates secrets" "yes|yes" \
     "$(grep -q 'groupadd -r xmpp-token-auth' "$work/scripts" && echo yes)|$(grep -q 'xmpp-token-auth gen-secret' "$work/scripts" && echo yes)"
+
+echo "== rpm, installed on this machine with rpm itself"
+# Only the scriptlets and file attributes are under test: rpm is told to
+# ignore that this is Debian and that the dependencies live in dpkg's database.
+rpm -i --nodeps --force-debian "$rpm" >"$work/rpm-install" 2>&1 || { cat "$work/rpm-install"; exit 1; }
+check "rpm: configuration and generated secrets, root:xmpp-token-auth 0640" \
+    "root:xmpp-token-auth 640|root:xmpp-token-auth 640|root:xmpp-token-auth 640" \
+    "$(owner $conf/config.toml)|$(owner $conf/token_secret)|$(owner $conf/otp_seed)"
+check "rpm: state folder" "root:xmpp-token-auth 770" "$(owner /var/lib/xmpp-token-auth)"
+check "rpm: check-config accepts the installed configuration" "0" "$($bin check-config >/dev/null 2>&1; echo $?)"
+secret_before=$(cat $conf/token_secret)
+printf '\n# edited by the operator\notp_window = 3\n' >> $conf/config.toml
+rpm -U --replacepkgs --nodeps --force-debian "$rpm" >/dev/null 2>&1
+check "rpm: reinstalling keeps the edit and the secret" "otp_window = 3|$secret_before" \
+    "$(grep '^otp_window' $conf/config.toml)|$(cat $conf/token_secret)"
+rpm -e xmpp-token-auth >/dev/null 2>&1
+check "rpm: erase saves the edited configuration and keeps the secrets" "yes|kept" \
+    "$(grep -q '^otp_window = 3' $conf/config.toml.rpmsave && echo yes)|$([ -e $conf/token_secret ] && echo kept)"
 
 finish
