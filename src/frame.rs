@@ -28,6 +28,13 @@ pub enum Frame<'a> {
 }
 
 impl Protocol {
+    pub fn name(self) -> &'static str {
+        match self {
+            Protocol::Ejabberd => "ejabberd",
+            Protocol::Line => "line",
+        }
+    }
+
     pub fn reply(self, verdict: bool) -> &'static [u8] {
         match (self, verdict) {
             (Protocol::Ejabberd, true) => &[0, 2, 0, 1],

@@ -2,15 +2,15 @@ use clap::Parser;
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::time::{SystemTime, UNIX_EPOCH};
 use xmpp_token_auth::cli::{Cli, Command};
 use xmpp_token_auth::config::{self, Config, LogTarget, ProtocolChoice};
 use xmpp_token_auth::frame::Protocol;
 use xmpp_token_auth::helper::Helper;
 use xmpp_token_auth::log::{Level, Logger};
+use xmpp_token_auth::serve::{self, unix_now};
 use xmpp_token_auth::sys::{fds, signals, terminal};
+use xmpp_token_auth::totp;
 use xmpp_token_auth::verify::{self, Keys};
-use xmpp_token_auth::{serve, totp};
 
 /// Exit status for an invalid configuration or command line (clap's too).
 const USAGE: u8 = 2;
@@ -47,22 +47,17 @@ fn fail(message: &str) -> ExitCode {
     ExitCode::from(USAGE)
 }
 
-fn unix_now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
-}
-
 fn run_server(path: &Path, protocol: Option<ProtocolChoice>) -> ExitCode {
-    // Before anything else: no leaked descriptor may be kept, and no byte of
-    // a password may be echoed or turned into a signal by the terminal.
+    // Before anything else: a signal must end the helper with status 0, no
+    // leaked descriptor may be kept, and no byte of a password may be echoed
+    // or turned into a signal by the terminal.
+    if let Err(e) = signals::install() {
+        return fail(&format!("cannot install signal handlers: {e}"));
+    }
     let _ = fds::close_inherited();
     let on_terminal = std::io::stdin().is_terminal();
     if on_terminal {
         let _ = terminal::make_raw(std::os::fd::AsFd::as_fd(&std::io::stdin()));
-    }
-    if let Err(e) = signals::install() {
-        return fail(&format!("cannot install signal handlers: {e}"));
     }
 
     let config = match Config::load(path) {
@@ -95,10 +90,7 @@ fn run_server(path: &Path, protocol: Option<ProtocolChoice>) -> ExitCode {
         Level::Info,
         &format!(
             "serving {} protocol for {}, configuration {}",
-            match protocol {
-                Protocol::Ejabberd => "ejabberd",
-                Protocol::Line => "line",
-            },
+            protocol.name(),
             config.describe_domains(),
             config.path.display()
         ),

@@ -13,7 +13,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 /// Enough for several maximal requests per read.
 const READ_SIZE: usize = 256 * 1024;
 
-fn unix_now() -> u64 {
+/// The wall clock, read for every request (SPEC §4).
+pub fn unix_now() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs())
