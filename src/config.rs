@@ -150,7 +150,7 @@ impl Config {
     }
 }
 
-/// The first line of a secret file or the whole config file, and whether every
+/// The text of the configuration or of a secret file, and whether every
 /// user on the machine may read it.
 pub struct TextFile {
     pub text: Zeroizing<String>,
