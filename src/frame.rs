@@ -7,6 +7,7 @@
 //! the stream stays in sync.
 
 use byteorder::{BigEndian, ByteOrder};
+use zeroize::Zeroize;
 
 /// The longest request either framing carries.
 pub const MAX_REQUEST: usize = u16::MAX as usize;
@@ -91,6 +92,8 @@ impl Decoder {
             on_frame(Frame::Request(body));
             used += 2 + len;
         }
+        // Requests carry passwords: wipe them before their memory is reused.
+        self.pending[..used].zeroize();
         self.pending.drain(..used);
     }
 
@@ -119,13 +122,14 @@ impl Decoder {
                     Frame::Request(line)
                 });
             }
-            self.pending.clear();
+            self.pending.zeroize();
         }
         if self.discarding {
             return;
         }
         // One byte of slack for a `\r` that may still be followed by `\n`.
         if self.pending.len() + input.len() > MAX_REQUEST + 1 {
+            self.pending.zeroize();
             self.pending = Vec::new();
             self.discarding = true;
         } else {

@@ -9,6 +9,7 @@ use std::io::{self, Read, Write};
 use std::mem::ManuallyDrop;
 use std::os::fd::FromRawFd;
 use std::time::{SystemTime, UNIX_EPOCH};
+use zeroize::Zeroize;
 
 /// Enough for several maximal requests per read.
 const READ_SIZE: usize = 256 * 1024;
@@ -59,6 +60,7 @@ pub fn serve(helper: &mut Helper, mut decoder: Decoder, logger: &Logger) {
             logger.decision(&decision);
             replies.extend_from_slice(protocol.reply(decision.verdict));
         });
+        buffer[..read].zeroize(); // the requests' passwords
         if !replies.is_empty() {
             if let Err(e) = output.write_all(&replies) {
                 if e.kind() != io::ErrorKind::BrokenPipe {
