@@ -111,7 +111,7 @@ fn main() {
                 black_box(
                     helper
                         .handle(Frame::Request(black_box(request)), NOW)
-                        .verdict,
+                        .verdict(),
                 );
             }
             samples[index].push(start.elapsed().as_nanos() as f64 / PER_ROUND as f64);

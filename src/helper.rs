@@ -19,7 +19,6 @@ pub struct Helper {
 /// The answer to one request and what the log should say about it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Decision<'a> {
-    pub verdict: bool,
     pub command: &'static str,
     /// `(user, server)` when the request named them.
     pub jid: Option<(&'a str, &'a str)>,
@@ -46,6 +45,11 @@ pub enum Reason {
 }
 
 impl Decision<'_> {
+    /// The reply: true exactly when nothing was wrong.
+    pub fn verdict(&self) -> bool {
+        self.reason.is_none()
+    }
+
     /// True for refusals an operator must act on, not just note.
     pub fn is_alarm(&self) -> bool {
         matches!(self.reason, Some(Reason::Replay(ReplayError::Full(_))))
@@ -58,58 +62,44 @@ impl Helper {
         Helper { config, replay }
     }
 
-    pub fn config(&self) -> &Config {
-        &self.config
-    }
-
     /// Answers one frame at unix time `now`.
     pub fn handle<'a>(&mut self, frame: Frame<'a>, now: u64) -> Decision<'a> {
-        let Frame::Request(bytes) = frame else {
-            return refuse("request", None, Reason::TooLong);
+        let (command, jid, outcome) = match frame {
+            Frame::TooLong => ("request", None, Err(Reason::TooLong)),
+            Frame::Request(bytes) => match Request::parse(bytes) {
+                Request::Auth {
+                    user,
+                    server,
+                    password,
+                } => (
+                    "auth",
+                    Some((user, server)),
+                    self.auth(user, server, password, now),
+                ),
+                Request::IsUser { user, server } => {
+                    ("isuser", Some((user, server)), self.isuser(server))
+                }
+                Request::Refused {
+                    command,
+                    user,
+                    server,
+                } => (command.name(), Some((user, server)), Err(Reason::ReadOnly)),
+                Request::Malformed(why) => ("request", None, Err(Reason::Malformed(why))),
+            },
         };
-        match Request::parse(bytes) {
-            Request::Auth {
-                user,
-                server,
-                password,
-            } => {
-                let jid = Some((user, server));
-                match self.auth(user, server, password, now) {
-                    Ok(()) => Decision {
-                        verdict: true,
-                        command: "auth",
-                        jid,
-                        reason: None,
-                    },
-                    Err(reason) => refuse("auth", jid, reason),
-                }
-            }
-            Request::IsUser { user, server } => {
-                let jid = Some((user, server));
-                let served = self.config.keys_for(server).is_some();
-                match self.config.isuser {
-                    IsUserPolicy::Always => Decision {
-                        verdict: true,
-                        command: "isuser",
-                        jid,
-                        reason: None,
-                    },
-                    IsUserPolicy::ServedDomains if served => Decision {
-                        verdict: true,
-                        command: "isuser",
-                        jid,
-                        reason: None,
-                    },
-                    IsUserPolicy::ServedDomains => refuse("isuser", jid, Reason::NotServed),
-                    IsUserPolicy::Never => refuse("isuser", jid, Reason::PolicyNever),
-                }
-            }
-            Request::Refused {
-                command,
-                user,
-                server,
-            } => refuse(command.name(), Some((user, server)), Reason::ReadOnly),
-            Request::Malformed(why) => refuse("request", None, Reason::Malformed(why)),
+        Decision {
+            command,
+            jid,
+            reason: outcome.err(),
+        }
+    }
+
+    fn isuser(&self, server: &str) -> Result<(), Reason> {
+        match self.config.isuser {
+            IsUserPolicy::Always => Ok(()),
+            IsUserPolicy::ServedDomains if self.config.keys_for(server).is_some() => Ok(()),
+            IsUserPolicy::ServedDomains => Err(Reason::NotServed),
+            IsUserPolicy::Never => Err(Reason::PolicyNever),
         }
     }
 
@@ -132,19 +122,6 @@ impl Helper {
                 .map_err(Reason::Replay)?;
         }
         Ok(())
-    }
-}
-
-fn refuse<'a>(
-    command: &'static str,
-    jid: Option<(&'a str, &'a str)>,
-    reason: Reason,
-) -> Decision<'a> {
-    Decision {
-        verdict: false,
-        command,
-        jid,
-        reason: Some(reason),
     }
 }
 
@@ -235,7 +212,7 @@ mod tests {
                 .unwrap_or_default();
             let mut helper = helper(&window);
             let decision = auth(&mut helper, user, server, &v.token, v.at);
-            assert_eq!(decision.verdict, v.valid, "{}: {decision}", v.name);
+            assert_eq!(decision.verdict(), v.valid, "{}: {decision}", v.name);
         }
     }
 
@@ -243,7 +220,7 @@ mod tests {
     fn a_replayed_token_is_refused_until_it_expires() {
         let mut helper = helper("");
         let token = token("alice", "example.com", "1234", NOW);
-        assert!(auth(&mut helper, "alice", "example.com", &token, NOW).verdict);
+        assert!(auth(&mut helper, "alice", "example.com", &token, NOW).verdict());
         let again = auth(&mut helper, "alice", "example.com", &token, NOW + 5);
         assert_eq!(again.reason, Some(Reason::Replay(ReplayError::Replayed)));
         assert_eq!(
@@ -256,8 +233,8 @@ mod tests {
     fn replay_protection_can_be_turned_off() {
         let mut helper = helper("replay_protection = false\n");
         let token = token("alice", "example.com", "1234", NOW);
-        assert!(auth(&mut helper, "alice", "example.com", &token, NOW).verdict);
-        assert!(auth(&mut helper, "alice", "example.com", &token, NOW).verdict);
+        assert!(auth(&mut helper, "alice", "example.com", &token, NOW).verdict());
+        assert!(auth(&mut helper, "alice", "example.com", &token, NOW).verdict());
     }
 
     #[test]
@@ -271,7 +248,7 @@ mod tests {
                 &token("a", "example.com", "1", NOW),
                 NOW
             )
-            .verdict
+            .verdict()
         );
         let full = auth(
             &mut helper,
@@ -280,7 +257,7 @@ mod tests {
             &token("b", "example.com", "1", NOW),
             NOW,
         );
-        assert!(!full.verdict && full.is_alarm(), "{full}");
+        assert!(!full.verdict() && full.is_alarm(), "{full}");
     }
 
     #[test]
@@ -297,7 +274,7 @@ mod tests {
                 Frame::Request(format!("isuser:bob:{server}").leak().as_bytes()),
                 NOW,
             );
-            assert_eq!(decision.verdict, expected, "{policy}");
+            assert_eq!(decision.verdict(), expected, "{policy}");
         }
         // Without a global secret, only listed domains are served.
         let text = format!("otp_seed = \"{SEED}\"\n{domains}");
@@ -306,12 +283,12 @@ mod tests {
         assert!(
             helper
                 .handle(Frame::Request(b"isuser:bob:listed.example"), NOW)
-                .verdict
+                .verdict()
         );
         assert!(
             !helper
                 .handle(Frame::Request(b"isuser:bob:other.example"), NOW)
-                .verdict
+                .verdict()
         );
         let token = token("bob", "other.example", "1", NOW);
         let decision = auth(&mut helper, "bob", "other.example", &token, NOW);
@@ -331,11 +308,11 @@ mod tests {
             b"\xff",
         ] {
             assert!(
-                !helper.handle(Frame::Request(request), NOW).verdict,
+                !helper.handle(Frame::Request(request), NOW).verdict(),
                 "{request:?}"
             );
         }
-        assert!(!helper.handle(Frame::TooLong, NOW).verdict);
+        assert!(!helper.handle(Frame::TooLong, NOW).verdict());
     }
 
     #[test]

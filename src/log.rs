@@ -51,7 +51,7 @@ impl Logger {
     }
 
     pub fn decision(&self, decision: &Decision<'_>) {
-        let level = match (decision.verdict, decision.is_alarm()) {
+        let level = match (decision.verdict(), decision.is_alarm()) {
             (_, true) => Level::Error,
             (true, false) => Level::Info,
             (false, false) => Level::Notice,

@@ -58,7 +58,7 @@ pub fn serve(helper: &mut Helper, mut decoder: Decoder, logger: &Logger) {
         decoder.feed(&buffer[..read], |frame| {
             let decision = helper.handle(frame, unix_now());
             logger.decision(&decision);
-            replies.extend_from_slice(protocol.reply(decision.verdict));
+            replies.extend_from_slice(protocol.reply(decision.verdict()));
         });
         buffer[..read].zeroize(); // the requests' passwords
         if !replies.is_empty() {

@@ -75,7 +75,6 @@ fn decode_and_answer(rng: &mut Rng, protocol: Protocol, stream: &[u8]) -> Vec<Op
         rest = tail;
         decoder.feed(piece, |frame| {
             let decision = helper.handle(frame, 1_764_300_000);
-            assert!(decision.verdict == decision.reason.is_none());
             let _ = decision.to_string();
             frames.push(match frame {
                 Frame::Request(bytes) => Some(bytes.to_vec()),
@@ -140,7 +139,7 @@ fn random_passwords_never_verify_and_never_panic() {
         assert!(
             !helper
                 .handle(Frame::Request(&request), 1_764_300_000)
-                .verdict
+                .verdict()
         );
     }
 }
