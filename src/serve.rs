@@ -63,7 +63,10 @@ pub fn serve(helper: &mut Helper, mut decoder: Decoder, logger: &Logger) {
         buffer[..read].zeroize(); // the requests' passwords
         if !replies.is_empty() {
             if let Err(e) = output.write_all(&replies) {
-                if e.kind() != io::ErrorKind::BrokenPipe {
+                // A closed pipe or a hung-up terminal: the server has gone.
+                let gone =
+                    e.kind() == io::ErrorKind::BrokenPipe || e.raw_os_error() == Some(libc::EIO);
+                if !gone {
                     logger.log(Level::Error, &format!("cannot write replies: {e}; exiting"));
                 }
                 return;
