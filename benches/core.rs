@@ -12,7 +12,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use xmpp_token_auth::config::Config;
 use xmpp_token_auth::frame::Frame;
 use xmpp_token_auth::helper::Helper;
-use xmpp_token_auth::replay::{ReplayCache, TokenId};
+use xmpp_token_auth::replay::{ReplayCache, ReplayMemory, TokenId};
 use xmpp_token_auth::totp::Seed;
 use xmpp_token_auth::verify::{self, Keys, OtpParams, Secret};
 

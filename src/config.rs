@@ -67,6 +67,14 @@ config_names! {
     LogTarget { Syslog => "syslog", Stderr => "stderr", None => "none" }
 }
 
+/// Where `replay_store` points, and the line that says so (for errors found
+/// when the store is opened).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReplayStore {
+    pub path: PathBuf,
+    pub line: usize,
+}
+
 /// A validated configuration.
 #[derive(Debug)]
 pub struct Config {
@@ -74,6 +82,8 @@ pub struct Config {
     pub otp: OtpParams,
     pub replay_protection: bool,
     pub replay_cache_size: usize,
+    /// The store shared by all helper processes, if one is configured.
+    pub replay_store: Option<ReplayStore>,
     pub isuser: IsUserPolicy,
     pub protocol: ProtocolChoice,
     pub log: LogTarget,
@@ -365,14 +375,20 @@ impl Parser<'_> {
             replay::DEFAULT_CAPACITY as i64,
             " tokens",
         )? as usize;
-        if let Some(store) = &raw.replay_store {
-            return Err(self.invalid(
-                store.span(),
-                "replay_store",
-                "is not supported by this version: run a single helper process \
-                 (ejabberd: extauth_pool_size: 1) so that one replay cache sees every login",
-            ));
-        }
+        let replay_store = match &raw.replay_store {
+            None => None,
+            Some(store) if store.get_ref().trim().is_empty() => {
+                return Err(self.invalid(
+                    store.span(),
+                    "replay_store",
+                    "is empty; give a file path",
+                ));
+            }
+            Some(store) => Some(ReplayStore {
+                path: self.relative_to_config(store.get_ref()),
+                line: line_column(self.text, store.span().start).0,
+            }),
+        };
 
         let global_secrets = self.secrets(
             Source {
@@ -448,6 +464,7 @@ impl Parser<'_> {
             otp,
             replay_protection: raw.replay_protection.unwrap_or(true),
             replay_cache_size,
+            replay_store,
             isuser: raw.isuser.unwrap_or_default(),
             protocol: raw.protocol.unwrap_or_default(),
             log: raw.log.unwrap_or_default(),
@@ -455,6 +472,12 @@ impl Parser<'_> {
             domains,
             warnings: self.warnings,
         })
+    }
+
+    /// A path from the configuration; relative ones are taken from the
+    /// configuration file's folder.
+    fn relative_to_config(&self, path: &str) -> PathBuf {
+        self.path.parent().unwrap_or(Path::new(".")).join(path)
     }
 
     fn missing(&self, key: String, hint: &'static str) -> ConfigError {
@@ -501,8 +524,7 @@ impl Parser<'_> {
                 Ok(Some((values, line)))
             }
             (None, Some(file)) => {
-                let relative = Path::new(file.get_ref());
-                let path = self.path.parent().unwrap_or(Path::new(".")).join(relative);
+                let path = self.relative_to_config(file.get_ref());
                 let found = (self.read)(&path)?;
                 if found.world_readable {
                     self.warnings.push(world_readable(&path));
@@ -794,12 +816,24 @@ mod tests {
     }
 
     #[test]
-    fn replay_store_is_refused_with_advice() {
-        let message = error(&format!(
-            "token_secret = \"{SECRET}\"\notp_seed = \"{SEED}\"\nreplay_store = \"/var/lib/x\"\n"
-        ));
+    fn replay_store_is_a_path_relative_to_the_configuration() {
+        let base = format!("token_secret = \"{SECRET}\"\notp_seed = \"{SEED}\"\n");
+        let config = parse(&format!("{base}replay_store = \"/var/lib/x/replay\"\n")).unwrap();
+        let expected = ReplayStore {
+            path: "/var/lib/x/replay".into(),
+            line: 3,
+        };
+        assert_eq!(config.replay_store, Some(expected));
+        let config = parse(&format!("{base}\nreplay_store = \"replay\"\n")).unwrap();
+        let expected = ReplayStore {
+            path: "/etc/x/replay".into(),
+            line: 4,
+        };
+        assert_eq!(config.replay_store, Some(expected));
+        assert_eq!(parse(&base).unwrap().replay_store, None);
+        let message = error(&format!("{base}replay_store = \" \"\n"));
         assert!(
-            message.contains("config.toml:3: replay_store is not supported"),
+            message.contains("config.toml:3: replay_store is empty"),
             "{message}"
         );
     }

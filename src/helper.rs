@@ -3,7 +3,7 @@
 
 use crate::config::{Config, IsUserPolicy};
 use crate::frame::Frame;
-use crate::replay::{ReplayCache, ReplayError, TokenId};
+use crate::replay::{ReplayCache, ReplayError, ReplayMemory, TokenId};
 use crate::request::{self, Request};
 use crate::verify::{self, Refusal};
 use std::fmt;
@@ -13,7 +13,7 @@ const LOGGED_NAME_MAX: usize = 128;
 
 pub struct Helper {
     config: Config,
-    replay: ReplayCache,
+    replay: Box<dyn ReplayMemory>,
 }
 
 /// The answer to one request and what the log should say about it.
@@ -57,8 +57,15 @@ impl Decision<'_> {
 }
 
 impl Helper {
+    /// A helper that remembers accepted tokens in its own memory.
     pub fn new(config: Config) -> Helper {
-        let replay = ReplayCache::new(config.replay_cache_size);
+        let replay = Box::new(ReplayCache::new(config.replay_cache_size));
+        Helper { config, replay }
+    }
+
+    /// A helper that remembers accepted tokens in `replay`, such as a store
+    /// shared with other helper processes.
+    pub fn with_replay_memory(config: Config, replay: Box<dyn ReplayMemory>) -> Helper {
         Helper { config, replay }
     }
 

@@ -13,6 +13,7 @@ pub mod frame;
 pub mod helper;
 pub mod log;
 pub mod replay;
+pub mod replay_store;
 pub mod request;
 pub mod serve;
 pub mod sys;

@@ -7,6 +7,7 @@ use xmpp_token_auth::config::{self, Config, LogTarget, ProtocolChoice};
 use xmpp_token_auth::frame::Protocol;
 use xmpp_token_auth::helper::Helper;
 use xmpp_token_auth::log::{Level, Logger};
+use xmpp_token_auth::replay_store::SharedStore;
 use xmpp_token_auth::serve::{self, unix_now};
 use xmpp_token_auth::sys::{fds, signals, terminal};
 use xmpp_token_auth::totp;
@@ -95,9 +96,38 @@ fn run_server(path: &Path, protocol: Option<ProtocolChoice>) -> ExitCode {
             config.path.display()
         ),
     );
-    let mut helper = Helper::new(config);
+    let mut helper = match open_replay_store(&config) {
+        Ok(Some(store)) => Helper::with_replay_memory(config, Box::new(store)),
+        Ok(None) => Helper::new(config),
+        Err(message) => {
+            logger.log(Level::Error, &message);
+            return fail(&message);
+        }
+    };
     serve::serve(&mut helper, protocol.decoder(), &logger);
     ExitCode::SUCCESS
+}
+
+/// The shared replay store, when the configuration asks for one; an error
+/// names the line of `replay_store` and what went wrong.
+fn open_replay_store(config: &Config) -> Result<Option<SharedStore>, String> {
+    let Some(store) = config
+        .replay_store
+        .as_ref()
+        .filter(|_| config.replay_protection)
+    else {
+        return Ok(None);
+    };
+    SharedStore::open(&store.path, config.replay_cache_size)
+        .map(Some)
+        .map_err(|e| {
+            format!(
+                "{}:{}: replay_store: cannot use {}: {e}",
+                config.path.display(),
+                store.line,
+                store.path.display()
+            )
+        })
 }
 
 /// Splits a bare JID and finds the keys of its domain.
@@ -179,6 +209,9 @@ fn run_command(command: Command, config: &Config) -> ExitCode {
             }
         }
         Command::CheckConfig => {
+            if let Err(message) = open_replay_store(config) {
+                return fail(&message);
+            }
             let otp = config.otp;
             println!("{}: OK", config.path.display());
             println!("  domains:  {}", config.describe_domains());
@@ -187,8 +220,12 @@ fn run_command(command: Command, config: &Config) -> ExitCode {
                 otp.digits, otp.interval, otp.window
             );
             if config.replay_protection {
+                let memory = match &config.replay_store {
+                    Some(store) => format!("shared store {}", store.path.display()),
+                    None => "this process's memory".to_string(),
+                };
                 println!(
-                    "  replay:   on, up to {} live tokens",
+                    "  replay:   on, up to {} live tokens, in {memory}",
                     config.replay_cache_size
                 );
             } else {

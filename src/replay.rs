@@ -14,7 +14,8 @@ use std::collections::HashMap;
 /// second with the default 90-second token lifetime.
 pub const DEFAULT_CAPACITY: usize = 100_000;
 
-type Key = [u8; 16];
+/// A token's identity in the replay memory: a digest of its [`TokenId`].
+pub type Key = [u8; 16];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum ReplayError {
@@ -22,6 +23,18 @@ pub enum ReplayError {
     Replayed,
     #[error("replay cache is full ({0} live tokens); refusing new tokens until some expire")]
     Full(usize),
+    #[error("replay store failed ({0}); refusing tokens until it works again")]
+    Store(std::io::ErrorKind),
+}
+
+/// Where accepted tokens are remembered: this process's memory
+/// ([`ReplayCache`]), or a store shared by every helper process on the
+/// machine (`crate::replay_store`).
+pub trait ReplayMemory {
+    /// Records a token that verified at `now` and may verify until
+    /// `expires_at`. Fails if it was recorded before and is still live, or if
+    /// it cannot be remembered.
+    fn record(&mut self, id: &TokenId, now: u64, expires_at: u64) -> Result<(), ReplayError>;
 }
 
 #[derive(Debug)]
@@ -44,7 +57,7 @@ pub struct TokenId<'a> {
 }
 
 /// Fields are length-prefixed so that no two different tuples hash alike.
-fn key(id: &TokenId) -> Key {
+pub fn key(id: &TokenId) -> Key {
     let mut hash = Sha256::new();
     for part in [id.user, id.server, id.otp, id.nonce] {
         hash.update((part.len() as u64).to_be_bytes());
@@ -73,11 +86,8 @@ impl ReplayCache {
         self.entries.is_empty()
     }
 
-    /// Records a token that verified at `now` and may verify until
-    /// `expires_at`. Fails if it was recorded before and is still live, or if
-    /// there is no room for it.
-    pub fn record(&mut self, id: &TokenId, now: u64, expires_at: u64) -> Result<(), ReplayError> {
-        let key = key(id);
+    /// [`ReplayMemory::record`] for a key already computed.
+    pub fn record_key(&mut self, key: Key, now: u64, expires_at: u64) -> Result<(), ReplayError> {
         if let Some(&until) = self.entries.get(&key) {
             if now < until {
                 return Err(ReplayError::Replayed);
@@ -94,11 +104,47 @@ impl ReplayCache {
         self.entries.insert(key, expires_at);
         Ok(())
     }
+
+    /// Takes in an entry another process recorded, without checks: it was
+    /// checked when it was recorded.
+    pub fn remember(&mut self, key: Key, expires_at: u64) {
+        let until = self.entries.entry(key).or_insert(expires_at);
+        *until = (*until).max(expires_at);
+    }
+
+    /// The entries still live at `now`.
+    pub fn live(&self, now: u64) -> impl Iterator<Item = (&Key, u64)> {
+        self.entries
+            .iter()
+            .filter(move |&(_, &until)| now < until)
+            .map(|(key, &until)| (key, until))
+    }
+}
+
+impl ReplayMemory for ReplayCache {
+    fn record(&mut self, id: &TokenId, now: u64, expires_at: u64) -> Result<(), ReplayError> {
+        self.record_key(key(id), now, expires_at)
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn remembered_entries_count_as_recorded_and_live_lists_them() {
+        let mut cache = ReplayCache::new(10);
+        let one = key(&id("a", "1", "1"));
+        cache.remember(one, 190);
+        assert_eq!(
+            cache.record(&id("a", "1", "1"), 100, 190),
+            Err(ReplayError::Replayed)
+        );
+        cache.remember(key(&id("a", "1", "2")), 150);
+        let mut live: Vec<u64> = cache.live(160).map(|(_, until)| until).collect();
+        live.sort();
+        assert_eq!(live, [190]);
+    }
 
     fn id<'a>(user: &'a str, otp: &'a str, nonce: &'a str) -> TokenId<'a> {
         TokenId {

@@ -174,7 +174,7 @@ fn check_config_summarises_a_valid_configuration() {
     assert_eq!((code, stderr.as_str()), (0, ""));
     let expected = format!(
         "{}: OK\n  domains:  a.example, every other domain\n  tokens:   8 digits, 30 s steps, ±2 steps\n  \
-         replay:   on, up to 100000 live tokens\n  isuser:   served-domains\n  protocol: auto\n  log:      none\n",
+         replay:   on, up to 100000 live tokens, in this process's memory\n  isuser:   served-domains\n  protocol: auto\n  log:      none\n",
         setup.config.display()
     );
     assert_eq!(stdout, expected);
