@@ -388,3 +388,59 @@ fn a_bad_configuration_stops_the_helper_at_start_with_a_precise_error() {
         served.stderr
     );
 }
+
+#[test]
+fn helpers_sharing_a_replay_store_accept_a_token_once_between_them() {
+    let setup = Setup::new("replay_store = \"replay\"\n");
+    let token = token("alice@example.org", "2024");
+    assert_eq!(setup.replies(&[auth("alice@example.org", &token)]), [TRUE]);
+    // Another helper process, as in ejabberd's pool, started afterwards.
+    assert_eq!(setup.replies(&[auth("alice@example.org", &token)]), [FALSE]);
+    let (code, stdout, _) = setup.run(&["check-config"]);
+    assert_eq!(code, 0);
+    let store = setup.dir.path().join("replay");
+    assert!(
+        stdout.contains(&format!("in shared store {}", store.display())),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn helpers_racing_with_one_token_accept_it_exactly_once() {
+    let setup = Setup::new("replay_store = \"replay\"\n");
+    let mut helpers: Vec<_> = (0..8).map(|_| started(&setup)).collect();
+    for round in 0..5 {
+        let token = token("alice@example.org", &format!("77{round}"));
+        let request = auth("alice@example.org", &token);
+        // All at once: every helper gets the request before any answers.
+        for (_, stdin, _) in &mut helpers {
+            stdin.write_all(&request).unwrap();
+        }
+        let mut accepted = 0;
+        for (_, _, stdout) in &mut helpers {
+            let mut reply = [0u8; 4];
+            stdout.read_exact(&mut reply).unwrap();
+            accepted += usize::from(reply == TRUE);
+        }
+        assert_eq!(accepted, 1, "round {round}");
+    }
+    for (mut child, stdin, _) in helpers {
+        drop(stdin);
+        assert_eq!(child.wait().unwrap().code(), Some(0));
+    }
+}
+
+#[test]
+fn an_unusable_replay_store_stops_the_helper_at_start_naming_the_line() {
+    let setup = Setup::new("\nreplay_store = \"no/such/folder/replay\"\n");
+    let served = setup.serve(&[], frame(b"isuser:a:b"));
+    assert_eq!(served.status.code(), Some(2));
+    assert!(served.stdout.is_empty());
+    let expected = "config.toml:5: replay_store: cannot use ";
+    assert!(served.stderr.contains(expected), "{}", served.stderr);
+    assert!(
+        served.stderr.contains("No such file or directory"),
+        "{}",
+        served.stderr
+    );
+}
