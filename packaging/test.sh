@@ -47,7 +47,7 @@ for key in token_secret otp_seed; do
     check "$key generated for this machine" "root:xmpp-token-auth 640|32" \
         "$(owner $conf/$key)|$(tr -d '\n' < $conf/$key | grep -cE '^[A-Z2-7]{32}$' | sed 's/^1$/32/')"
 done
-check "state folder" "root:xmpp-token-auth 770" "$(owner /var/lib/xmpp-token-auth)"
+check "state folder" "root:xmpp-token-auth 2770" "$(owner /var/lib/xmpp-token-auth)"
 check "man page" "yes" "$(zcat /usr/share/man/man1/xmpp-token-auth.1.gz | grep -q '^.SH COMMANDS' && echo yes)"
 for file in /usr/share/bash-completion/completions/xmpp-token-auth \
             /usr/share/zsh/vendor-completions/_xmpp-token-auth \
@@ -60,6 +60,8 @@ for file in /usr/share/bash-completion/completions/xmpp-token-auth \
     [ -e "$file" ] || [ -e "${file%.gz}" ] || check "$file installed" "present" "missing"
 done
 check "check-config accepts the installed configuration" "0" "$($bin check-config >/dev/null 2>&1; echo $?)"
+check "the shared replay store is made for the whole group" "root:xmpp-token-auth 660" \
+    "$(owner /var/lib/xmpp-token-auth/replay)"
 
 token=$($bin generate alice@example.org)
 check "a framed auth request against the installed configuration" "00 02 00 01 00 02 00 00" \
@@ -69,6 +71,9 @@ useradd --system --no-create-home --groups xmpp-token-auth "$reader"
 useradd --system --no-create-home "$outsider"
 check "a member of the group (the XMPP server's user) can use it" "0" \
     "$(runuser -u "$reader" -- $bin check-config >/dev/null 2>&1; echo $?)"
+token=$($bin generate alice@example.org)
+check "helpers run as root and as a group member share the replay store" "00 02 00 01|00 02 00 00" \
+    "$(frame "auth:alice:example.org:$token" | $bin | hex)|$(frame "auth:alice:example.org:$token" | runuser -u "$reader" -- $bin | hex)"
 check "another user cannot read the secrets" "2" \
     "$(runuser -u "$outsider" -- $bin check-config >/dev/null 2>&1; echo $?)"
 
@@ -112,7 +117,7 @@ rpm -i --nodeps --force-debian "$rpm" >"$work/rpm-install" 2>&1 || { cat "$work/
 check "rpm: configuration and generated secrets, root:xmpp-token-auth 0640" \
     "root:xmpp-token-auth 640|root:xmpp-token-auth 640|root:xmpp-token-auth 640" \
     "$(owner $conf/config.toml)|$(owner $conf/token_secret)|$(owner $conf/otp_seed)"
-check "rpm: state folder" "root:xmpp-token-auth 770" "$(owner /var/lib/xmpp-token-auth)"
+check "rpm: state folder" "root:xmpp-token-auth 2770" "$(owner /var/lib/xmpp-token-auth)"
 check "rpm: check-config accepts the installed configuration" "0" "$($bin check-config >/dev/null 2>&1; echo $?)"
 secret_before=$(cat $conf/token_secret)
 printf '\n# edited by the operator\notp_window = 3\n' >> $conf/config.toml

@@ -9,7 +9,8 @@ for key in token_secret otp_seed; do
         chmod 0640 "$conf/$key"
     fi
 done
-install -d -o root -g xmpp-token-auth -m 0770 /var/lib/xmpp-token-auth
+# setgid: the replay store made in it by any member belongs to the group.
+install -d -o root -g xmpp-token-auth -m 2770 /var/lib/xmpp-token-auth
 if [ "$1" -eq 1 ]; then
     echo "xmpp-token-auth: secrets are in $conf/token_secret and $conf/otp_seed."
     echo "Add the XMPP server's user to the group: usermod -a -G xmpp-token-auth ejabberd (or prosody)."
