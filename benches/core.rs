@@ -13,6 +13,7 @@ use xmpp_token_auth::config::Config;
 use xmpp_token_auth::frame::Frame;
 use xmpp_token_auth::helper::Helper;
 use xmpp_token_auth::replay::{ReplayCache, ReplayMemory, TokenId};
+use xmpp_token_auth::replay_store::SharedStore;
 use xmpp_token_auth::totp::Seed;
 use xmpp_token_auth::verify::{self, Keys, OtpParams, Secret};
 
@@ -88,6 +89,10 @@ fn main() {
             requests: vec![auth("alice", "hunter2"); total],
         },
         Case {
+            name: "auth, valid, shared store",
+            requests: good.iter().map(|t| auth("alice", t)).collect(),
+        },
+        Case {
             name: "isuser",
             requests: vec![b"isuser:alice:example.org".to_vec(); total],
         },
@@ -97,13 +102,25 @@ fn main() {
     // replayed case runs on the helper that accepted the valid tokens.
     let mut main_helper = helper("");
     let mut other_helper = helper("");
+    let store_dir = std::env::temp_dir().join(format!("xta-bench-store-{}", std::process::id()));
+    std::fs::create_dir_all(&store_dir).unwrap();
+    let store = SharedStore::open(&store_dir.join("replay"), 10_000_000).unwrap();
+    let mut store_helper = Helper::with_replay_memory(
+        Config::parse(
+            &format!("token_secret = \"{SECRET}\"\notp_seed = \"{SEED}\"\n"),
+            Path::new("bench.toml"),
+            &|_: &Path| unreachable!(),
+        )
+        .unwrap(),
+        Box::new(store),
+    );
     let mut samples: Vec<Vec<f64>> = vec![Vec::new(); cases.len()];
     for round in 0..ROUNDS {
         for (index, case) in cases.iter_mut().enumerate() {
-            let helper = if index == 0 || index == 3 {
-                &mut main_helper
-            } else {
-                &mut other_helper
+            let helper = match index {
+                0 | 3 => &mut main_helper,
+                5 => &mut store_helper,
+                _ => &mut other_helper,
             };
             let batch = &case.requests[round * PER_ROUND..(round + 1) * PER_ROUND];
             let start = Instant::now();
@@ -117,8 +134,9 @@ fn main() {
             samples[index].push(start.elapsed().as_nanos() as f64 / PER_ROUND as f64);
         }
     }
+    std::fs::remove_dir_all(&store_dir).unwrap();
     let medians: Vec<f64> = samples.into_iter().map(median).collect();
-    println!("pure core, median of {ROUNDS} rounds of {PER_ROUND} requests");
+    println!("per request through the helper, median of {ROUNDS} rounds of {PER_ROUND}");
     println!(
         "{:<28} {:>10} {:>12} {:>10}",
         "request", "ns/req", "req/s", "vs valid"
