@@ -67,7 +67,6 @@ impl SharedStore {
     /// Opens the store at `path`, creating it (and its lock file) if needed.
     pub fn open(path: &Path, capacity: usize) -> io::Result<SharedStore> {
         let lock = open_shared(&lock_path(path))?;
-        lock.lock()?;
         let data = open_shared(path)?;
         let mut store = SharedStore {
             path: path.to_owned(),
@@ -79,15 +78,17 @@ impl SharedStore {
             mirror: ReplayCache::new(capacity),
             last_compaction_check: 0,
         };
-        let result = store.sync();
+        let result = store.lock().and_then(|()| store.sync());
         store.lock.unlock()?;
         result.map(|()| store)
     }
 
     /// Brings the mirror up to date with the file. Called with the lock held.
     fn sync(&mut self) -> io::Result<()> {
-        let on_disk = std::fs::metadata(&self.path)?;
-        if on_disk.ino() != self.inode {
+        // Another inode, or none: compacted by another process, or removed
+        // (then it is made anew).
+        let on_disk = std::fs::metadata(&self.path).ok().map(|m| m.ino());
+        if on_disk != Some(self.inode) {
             self.data = open_shared(&self.path)?;
             self.inode = self.data.metadata()?.ino();
             self.offset = 0;
@@ -171,9 +172,27 @@ impl SharedStore {
     }
 }
 
+impl SharedStore {
+    /// Takes the exclusive lock, on the lock file that is at its path now: a
+    /// lock on a file someone removed would exclude no one.
+    fn lock(&mut self) -> io::Result<()> {
+        loop {
+            self.lock.lock()?;
+            let at_path = std::fs::metadata(lock_path(&self.path))
+                .ok()
+                .map(|m| m.ino());
+            if at_path == Some(self.lock.metadata()?.ino()) {
+                return Ok(());
+            }
+            self.lock.unlock()?;
+            self.lock = open_shared(&lock_path(&self.path))?;
+        }
+    }
+}
+
 impl ReplayMemory for SharedStore {
     fn record(&mut self, id: &TokenId, now: u64, expires_at: u64) -> Result<(), ReplayError> {
-        self.lock.lock().map_err(io_error)?;
+        self.lock().map_err(io_error)?;
         let result = self.sync().map_err(io_error).and_then(|()| {
             let key = replay::key(id);
             self.mirror.record_key(key, now, expires_at)?;
@@ -307,6 +326,28 @@ mod tests {
         assert_eq!(
             std::fs::read_to_string(&foreign).unwrap(),
             "token_secret = \"x\"\n"
+        );
+    }
+
+    #[test]
+    fn a_removed_store_or_lock_file_is_made_anew_and_still_shared() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("replay");
+        let mut first = SharedStore::open(&path, 10).unwrap();
+        let mut second = SharedStore::open(&path, 10).unwrap();
+        first.record(&id("a", "1"), 100, 190).unwrap();
+        std::fs::remove_file(&path).unwrap();
+        std::fs::remove_file(lock_path(&path)).unwrap();
+        // What was only in the removed file is forgotten, but the two
+        // processes meet again in the new files.
+        assert_eq!(second.record(&id("a", "2"), 100, 190), Ok(()));
+        assert_eq!(
+            first.record(&id("a", "2"), 100, 190),
+            Err(ReplayError::Replayed)
+        );
+        assert_eq!(
+            first.lock.metadata().unwrap().ino(),
+            second.lock.metadata().unwrap().ino()
         );
     }
 
