@@ -44,19 +44,20 @@ pub struct SharedStore {
     last_compaction_check: u64,
 }
 
+/// Opens `path` for reading and writing, creating it group-writable if it
+/// does not exist. An existing file is left as its owner made it.
 fn open_shared(path: &Path) -> io::Result<File> {
-    let file = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .mode(MODE)
-        .open(path)?;
-    // The umask may have taken group write away: put it back. Only the owner
-    // can, and for anyone else the file is already as its owner made it.
-    if file.metadata()?.permissions().mode() & 0o777 != MODE {
-        let _ = file.set_permissions(std::fs::Permissions::from_mode(MODE));
+    let mut options = OpenOptions::new();
+    options.read(true).write(true).mode(MODE);
+    match options.clone().create_new(true).open(path) {
+        Ok(created) => {
+            // The umask may have taken group write away: put it back.
+            created.set_permissions(std::fs::Permissions::from_mode(MODE))?;
+            Ok(created)
+        }
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => options.open(path),
+        Err(e) => Err(e),
     }
-    Ok(file)
 }
 
 fn io_error(error: io::Error) -> ReplayError {
@@ -318,7 +319,10 @@ mod tests {
         assert_eq!(mode, 0o660);
         let foreign = dir.path().join("config.toml");
         std::fs::write(&foreign, "token_secret = \"x\"\n").unwrap();
+        std::fs::set_permissions(&foreign, std::fs::Permissions::from_mode(0o600)).unwrap();
         let error = SharedStore::open(&foreign, 10).unwrap_err();
+        let mode = std::fs::metadata(&foreign).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600, "a file that is not a store keeps its mode");
         assert!(
             error.to_string().contains("is not a replay store"),
             "{error}"
