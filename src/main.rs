@@ -164,9 +164,9 @@ fn run_command(command: Command, config: &Config) -> ExitCode {
                 Some(n) => n,
                 None => random_digits(32),
             };
-            if user.chars().any(char::is_uppercase) {
+            if jid.chars().any(char::is_uppercase) {
                 eprintln!(
-                    "xmpp-token-auth: warning: XMPP servers lower-case the user part before asking the helper; \
+                    "xmpp-token-auth: warning: XMPP servers lower-case the JID before asking the helper; \
                      this token is for {jid} exactly and will not log {} in",
                     jid.to_lowercase()
                 );
