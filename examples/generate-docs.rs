@@ -19,7 +19,13 @@ const EXTRA_SECTIONS: &[(&str, &str)] = &[
         "FILES",
         "/etc/xmpp-token-auth/config.toml\n\
          The configuration (TOML), unless --config or $XMPP_TOKEN_AUTH_CONFIG names another. \
-         It must be readable by the XMPP server's user and by no one else.",
+         It must be readable by the XMPP server's user and by no one else.\n\
+         /etc/xmpp-token-auth/token_secret, /etc/xmpp-token-auth/otp_seed\n\
+         The keys the packaged configuration reads (token_secret_file, otp_seed_file), \
+         generated at installation.\n\
+         /var/lib/xmpp-token-auth/replay\n\
+         The replay store shared by all helper processes (replay_store in the packaged \
+         configuration), with its lock file replay.lock.",
     ),
     (
         "ENVIRONMENT",
