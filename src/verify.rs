@@ -3,7 +3,7 @@
 
 use crate::token::{self, Token};
 use crate::totp::{self, Seed};
-use subtle::{Choice, ConditionallySelectable, ConstantTimeEq};
+use subtle::{Choice, ConditionallySelectable, ConstantTimeEq, ConstantTimeGreater};
 use zeroize::Zeroizing;
 
 /// A `token_secret`: its UTF-8 bytes are the HMAC key, as written.
@@ -93,7 +93,9 @@ pub fn verify<'a>(
         for step in current.saturating_sub(params.window)..=current + params.window {
             let code = seed.code(step, params.digits);
             let equal = code.as_bytes().ct_eq(token.otp().as_bytes());
-            matched_step.conditional_assign(&step, equal);
+            // The latest matching step, should codes of two steps or seeds
+            // coincide: the token stays valid, and remembered, until it ends.
+            matched_step.conditional_assign(&step, equal & step.ct_gt(&matched_step));
             otp_ok |= equal;
         }
     }
@@ -245,6 +247,30 @@ pub(crate) mod tests {
             verify(&keys, p, "alice", "example.com", &token, now + 30),
             Err(Refusal::OtpOutsideWindow)
         );
+    }
+
+    #[test]
+    fn a_code_that_matches_two_steps_is_remembered_until_the_later_one_ends() {
+        // Seed XVGR73KMZH2M4XMY gives 687526 at steps 60647381 and 60647383
+        // (6 digits); seed AAAAAAAAAPCAKAAA gives it at 60647381 only. Found
+        // by search, and listed so that the earlier match is seen last.
+        let keys = Keys {
+            secrets: vec![Secret::new("secret-0123456789abc".into())],
+            seeds: vec![
+                Seed::from_base32("XVGR73KMZH2M4XMY").unwrap(),
+                Seed::from_base32("AAAAAAAAAPCAKAAA").unwrap(),
+            ],
+        };
+        let p = OtpParams {
+            digits: 6,
+            interval: 30,
+            window: 1,
+        };
+        let now = 60_647_382 * 30;
+        let signature = token::sign(keys.secrets[0].as_bytes(), "6875261", "a", "b");
+        let token = token::format("687526", "1", &signature);
+        let verified = verify(&keys, p, "a", "b", &token, now).unwrap();
+        assert_eq!(verified.expires_at, (60_647_383 + 1 + 1) * 30);
     }
 
     #[test]
