@@ -28,13 +28,16 @@ fn termios(fd: &File) -> libc::termios {
 }
 
 impl Pty {
+    /// The helper on a terminal set up as lpty does: echo off, the rest of
+    /// the kernel's cooked defaults left on.
     fn start(setup: &Setup) -> Pty {
-        Pty::start_leaking(setup, &[])
+        Pty::start_with(setup, &[], true)
     }
 
     /// Starts the helper with `leaked` descriptors of ours open in it as well
-    /// (and the pty master always), as lpty leaves Prosody's.
-    fn start_leaking(setup: &Setup, leaked: &[RawFd]) -> Pty {
+    /// (and the pty master always), as lpty leaves Prosody's, and with echo
+    /// turned off first as lpty does, or left on.
+    fn start_with(setup: &Setup, leaked: &[RawFd], echo_off: bool) -> Pty {
         let (mut master, mut slave) = (-1, -1);
         // SAFETY: openpty writes two descriptors; the null arguments ask for
         // the default name, settings and size.
@@ -51,7 +54,9 @@ impl Pty {
         // SAFETY: openpty returned these descriptors to us alone.
         let (master, slave) = unsafe { (File::from_raw_fd(master), OwnedFd::from_raw_fd(slave)) };
         let mut mode = termios(&master);
-        mode.c_lflag &= !libc::ECHO; // what lpty changes, and all it changes
+        if echo_off {
+            mode.c_lflag &= !libc::ECHO; // what lpty changes, and all it changes
+        }
         // SAFETY: setting the terminal mode through the master is allowed on Linux.
         assert_eq!(
             unsafe { libc::tcsetattr(master.as_raw_fd(), libc::TCSANOW, &mode) },
@@ -235,7 +240,7 @@ fn descriptors_leaked_by_the_host_are_closed_so_hang_up_is_seen_and_ports_are_fr
     let setup = Setup::new("");
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let address = listener.local_addr().unwrap();
-    let mut pty = Pty::start_leaking(&setup, &[listener.as_raw_fd()]);
+    let mut pty = Pty::start_with(&setup, &[listener.as_raw_fd()], true);
     pty.send(b"isuser:alice:example.org\n");
     pty.expect(b"1\n");
 
@@ -275,4 +280,17 @@ fn a_signalled_helper_exits_zero_so_prosody_would_start_a_fresh_one() {
     fresh.send(&line("alice@example.org", token.as_bytes()));
     fresh.expect(b"1\n");
     fresh.hang_up();
+}
+
+#[test]
+fn a_terminal_left_entirely_in_its_default_cooked_mode_is_made_raw_too() {
+    let setup = Setup::new("");
+    let mut pty = Pty::start_with(&setup, &[], false);
+    let token = token("alice@example.org", "55");
+    pty.send(&line("alice@example.org", token.as_bytes()));
+    pty.expect(b"1\n");
+    pty.send(&line("alice@example.org", b"echo\x03me\r"));
+    pty.expect(b"0\n");
+    pty.assert_alive();
+    pty.hang_up();
 }
