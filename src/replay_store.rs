@@ -32,6 +32,7 @@ const MODE: u32 = 0o660;
 #[derive(Debug)]
 pub struct SharedStore {
     path: PathBuf,
+    lock_path: PathBuf,
     lock: File,
     data: File,
     /// The inode `data` is, to notice a compaction by another process.
@@ -60,6 +61,23 @@ fn open_shared(path: &Path) -> io::Result<File> {
     }
 }
 
+/// One record as stored: the key, then the expiry big-endian.
+fn encode(key: &Key, expires_at: u64) -> [u8; RECORD as usize] {
+    let mut record = [0u8; RECORD as usize];
+    record[..16].copy_from_slice(key);
+    record[16..].copy_from_slice(&expires_at.to_be_bytes());
+    record
+}
+
+fn decode(record: &[u8]) -> (Key, u64) {
+    let (key, until) = record.split_at(16);
+    let key = key.try_into().expect("records are 24 bytes");
+    (
+        key,
+        u64::from_be_bytes(until.try_into().expect("records are 24 bytes")),
+    )
+}
+
 fn io_error(error: io::Error) -> ReplayError {
     ReplayError::Store(error.kind())
 }
@@ -67,10 +85,12 @@ fn io_error(error: io::Error) -> ReplayError {
 impl SharedStore {
     /// Opens the store at `path`, creating it (and its lock file) if needed.
     pub fn open(path: &Path, capacity: usize) -> io::Result<SharedStore> {
-        let lock = open_shared(&lock_path(path))?;
+        let lock_path = lock_path(path);
+        let lock = open_shared(&lock_path)?;
         let data = open_shared(path)?;
         let mut store = SharedStore {
             path: path.to_owned(),
+            lock_path,
             inode: data.metadata()?.ino(),
             lock,
             data,
@@ -117,10 +137,8 @@ impl SharedStore {
             let mut records = vec![0u8; (end - self.offset) as usize];
             self.data.read_exact_at(&mut records, self.offset)?;
             for record in records.chunks_exact(RECORD as usize) {
-                let (key, until) = record.split_at(16);
-                let key: Key = key.try_into().expect("16 bytes");
-                self.mirror
-                    .remember(key, u64::from_be_bytes(until.try_into().expect("8 bytes")));
+                let (key, until) = decode(record);
+                self.mirror.remember(key, until);
             }
             self.offset = end;
         }
@@ -128,10 +146,8 @@ impl SharedStore {
     }
 
     fn append(&mut self, key: Key, expires_at: u64) -> io::Result<()> {
-        let mut record = [0u8; RECORD as usize];
-        record[..16].copy_from_slice(&key);
-        record[16..].copy_from_slice(&expires_at.to_be_bytes());
-        self.data.write_all_at(&record, self.offset)?;
+        self.data
+            .write_all_at(&encode(&key, expires_at), self.offset)?;
         self.offset += RECORD;
         Ok(())
     }
@@ -145,22 +161,17 @@ impl SharedStore {
             return Ok(());
         }
         self.last_compaction_check = now;
-        let live: Vec<(Key, u64)> = self
-            .mirror
-            .live(now)
-            .map(|(k, until)| (*k, until))
-            .collect();
-        if records < 2 * live.len() as u64 {
+        let live = self.mirror.live(now).count() as u64;
+        if records < 2 * live {
             return Ok(());
         }
         let fresh = self
             .path
             .with_extension(format!("compact-{}", std::process::id()));
-        let mut bytes = Vec::with_capacity((HEADER + RECORD * live.len() as u64) as usize);
+        let mut bytes = Vec::with_capacity((HEADER + RECORD * live) as usize);
         bytes.extend_from_slice(MAGIC);
-        for (key, until) in &live {
-            bytes.extend_from_slice(key);
-            bytes.extend_from_slice(&until.to_be_bytes());
+        for (key, until) in self.mirror.live(now) {
+            bytes.extend_from_slice(&encode(key, until));
         }
         let _ = std::fs::remove_file(&fresh);
         let mut file = open_shared(&fresh)?;
@@ -171,22 +182,18 @@ impl SharedStore {
         self.offset = bytes.len() as u64;
         Ok(())
     }
-}
 
-impl SharedStore {
     /// Takes the exclusive lock, on the lock file that is at its path now: a
     /// lock on a file someone removed would exclude no one.
     fn lock(&mut self) -> io::Result<()> {
         loop {
             self.lock.lock()?;
-            let at_path = std::fs::metadata(lock_path(&self.path))
-                .ok()
-                .map(|m| m.ino());
+            let at_path = std::fs::metadata(&self.lock_path).ok().map(|m| m.ino());
             if at_path == Some(self.lock.metadata()?.ino()) {
                 return Ok(());
             }
             self.lock.unlock()?;
-            self.lock = open_shared(&lock_path(&self.path))?;
+            self.lock = open_shared(&self.lock_path)?;
         }
     }
 }
