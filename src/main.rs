@@ -48,6 +48,13 @@ fn fail(message: &str) -> ExitCode {
     ExitCode::from(USAGE)
 }
 
+/// A start-up error of the server: the XMPP server's log shows stderr, the
+/// operator's log shows `logger`.
+fn fail_serving(logger: &Logger, message: &str) -> ExitCode {
+    logger.log(Level::Error, message);
+    fail(message)
+}
+
 fn run_server(path: &Path, protocol: Option<ProtocolChoice>) -> ExitCode {
     // Before anything else: a signal must end the helper with status 0, no
     // leaked descriptor may be kept, and no byte of a password may be echoed
@@ -63,10 +70,7 @@ fn run_server(path: &Path, protocol: Option<ProtocolChoice>) -> ExitCode {
 
     let config = match Config::load(path) {
         Ok(config) => config,
-        Err(e) => {
-            Logger::open(LogTarget::Syslog).log(Level::Error, &e.to_string());
-            return fail(&e.to_string());
-        }
+        Err(e) => return fail_serving(&Logger::open(LogTarget::Syslog), &e.to_string()),
     };
     // Under Prosody the terminal is stderr too: a stray line there would be
     // read as a reply, so logs that would go to stderr go to syslog instead.
@@ -87,6 +91,10 @@ fn run_server(path: &Path, protocol: Option<ProtocolChoice>) -> ExitCode {
         ProtocolChoice::Auto if on_terminal => Protocol::Line,
         ProtocolChoice::Auto => Protocol::Ejabberd,
     };
+    let store = match open_replay_store(&config) {
+        Ok(store) => store,
+        Err(message) => return fail_serving(&logger, &message),
+    };
     logger.log(
         Level::Info,
         &format!(
@@ -96,13 +104,9 @@ fn run_server(path: &Path, protocol: Option<ProtocolChoice>) -> ExitCode {
             config.path.display()
         ),
     );
-    let mut helper = match open_replay_store(&config) {
-        Ok(Some(store)) => Helper::with_replay_memory(config, Box::new(store)),
-        Ok(None) => Helper::new(config),
-        Err(message) => {
-            logger.log(Level::Error, &message);
-            return fail(&message);
-        }
+    let mut helper = match store {
+        Some(store) => Helper::with_replay_memory(config, Box::new(store)),
+        None => Helper::new(config),
     };
     serve::serve(&mut helper, protocol.decoder(), &logger);
     ExitCode::SUCCESS
