@@ -15,7 +15,7 @@ use xmpp_token_auth::helper::Helper;
 use xmpp_token_auth::replay::{ReplayCache, ReplayMemory, TokenId};
 use xmpp_token_auth::replay_store::SharedStore;
 use xmpp_token_auth::totp::Seed;
-use xmpp_token_auth::verify::{self, Keys, OtpParams, Secret};
+use xmpp_token_auth::verify::{self, Keys, Secret, TokenParams};
 
 const SECRET: &str = "JYXEX4IQOEYFYQ2S3MC5P4ZT4SDHYEA7";
 const SEED: &str = "XVGR73KMZH2M4XMY";
@@ -40,7 +40,7 @@ fn keys() -> Keys {
 fn token(user: &str, nonce: usize, at: u64) -> String {
     verify::generate(
         &keys(),
-        OtpParams::default(),
+        TokenParams::default(),
         user,
         "example.org",
         &format!("{nonce:032}"),

@@ -4,7 +4,7 @@
 
 use crate::replay;
 use crate::totp::Seed;
-use crate::verify::{Keys, OtpParams, Secret};
+use crate::verify::{Keys, Secret, TokenParams};
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::fmt;
@@ -79,7 +79,7 @@ pub struct ReplayStore {
 #[derive(Debug)]
 pub struct Config {
     pub path: PathBuf,
-    pub otp: OtpParams,
+    pub tokens: TokenParams,
     pub replay_protection: bool,
     pub replay_cache_size: usize,
     /// The store shared by all helper processes, if one is configured.
@@ -249,6 +249,7 @@ struct Raw {
     otp_digits: Option<Spanned<i64>>,
     otp_interval: Option<Spanned<i64>>,
     otp_window: Option<Spanned<i64>>,
+    nonce_digits: Option<Spanned<i64>>,
     replay_protection: Option<bool>,
     replay_cache_size: Option<Spanned<i64>>,
     replay_store: Option<Spanned<String>>,
@@ -334,21 +335,20 @@ impl Parser<'_> {
         }
     }
 
-    fn ranged(
+    fn ranged<T: TryFrom<i64>>(
         &self,
         value: &Option<Spanned<i64>>,
         key: &str,
         range: RangeInclusive<i64>,
-        default: i64,
+        default: T,
         unit: &str,
-    ) -> Result<i64, ConfigError> {
+    ) -> Result<T, ConfigError> {
         let Some(value) = value else {
             return Ok(default);
         };
-        if range.contains(value.get_ref()) {
-            Ok(*value.get_ref())
-        } else {
-            Err(self.invalid(
+        match T::try_from(*value.get_ref()) {
+            Ok(in_range) if range.contains(value.get_ref()) => Ok(in_range),
+            _ => Err(self.invalid(
                 value.span(),
                 key,
                 format_args!(
@@ -357,24 +357,49 @@ impl Parser<'_> {
                     range.start(),
                     range.end()
                 ),
-            ))
+            )),
         }
     }
 
     fn validate(mut self, raw: Raw) -> Result<Config, ConfigError> {
-        let otp = OtpParams {
-            digits: self.ranged(&raw.otp_digits, "otp_digits", 6..=10, 8, " digits")? as u32,
-            interval: self.ranged(&raw.otp_interval, "otp_interval", 10..=3600, 30, " seconds")?
-                as u64,
-            window: self.ranged(&raw.otp_window, "otp_window", 0..=10, 1, " steps")? as u64,
+        let d = TokenParams::default();
+        let tokens = TokenParams {
+            otp_digits: self.ranged(
+                &raw.otp_digits,
+                "otp_digits",
+                6..=10,
+                d.otp_digits,
+                " digits",
+            )?,
+            otp_interval: self.ranged(
+                &raw.otp_interval,
+                "otp_interval",
+                10..=3600,
+                d.otp_interval,
+                " seconds",
+            )?,
+            otp_window: self.ranged(
+                &raw.otp_window,
+                "otp_window",
+                0..=10,
+                d.otp_window,
+                " steps",
+            )?,
+            nonce_digits: self.ranged(
+                &raw.nonce_digits,
+                "nonce_digits",
+                1..=64,
+                d.nonce_digits,
+                " digits",
+            )?,
         };
         let replay_cache_size = self.ranged(
             &raw.replay_cache_size,
             "replay_cache_size",
             1..=100_000_000,
-            replay::DEFAULT_CAPACITY as i64,
+            replay::DEFAULT_CAPACITY,
             " tokens",
-        )? as usize;
+        )?;
         let replay_store = match &raw.replay_store {
             None => None,
             Some(store) if store.get_ref().trim().is_empty() => {
@@ -461,7 +486,7 @@ impl Parser<'_> {
 
         Ok(Config {
             path: self.path.to_owned(),
-            otp,
+            tokens,
             replay_protection: raw.replay_protection.unwrap_or(true),
             replay_cache_size,
             replay_store,
@@ -616,7 +641,7 @@ mod tests {
             "token_secret = \"{SECRET}\"\notp_seed = \"{SEED}\"\n"
         ))
         .unwrap();
-        assert_eq!(config.otp, OtpParams::default());
+        assert_eq!(config.tokens, TokenParams::default());
         assert!(config.replay_protection);
         assert_eq!(config.replay_cache_size, replay::DEFAULT_CAPACITY);
         assert_eq!(
@@ -631,17 +656,18 @@ mod tests {
     fn every_key_of_the_spec_example_is_read() {
         let config = parse(&format!(
             "token_secret = [\"{SECRET}\", \"older-secret-0123456789\"]\notp_seed = \"{SEED}\"\n\
-             otp_digits = 6\notp_interval = 60\notp_window = 0\nreplay_protection = false\n\
+             otp_digits = 6\notp_interval = 60\notp_window = 0\nnonce_digits = 20\nreplay_protection = false\n\
              replay_cache_size = 10\nisuser = \"never\"\nprotocol = \"line\"\nlog = \"stderr\"\n\
              [domains.\"Example.ORG\"]\ntoken_secret = \"{SECRET}x\"\notp_seed = \"E3W374VRSFO4NVKE\"\n"
         ))
         .unwrap();
         assert_eq!(
-            config.otp,
-            OtpParams {
-                digits: 6,
-                interval: 60,
-                window: 0
+            config.tokens,
+            TokenParams {
+                otp_digits: 6,
+                otp_interval: 60,
+                otp_window: 0,
+                nonce_digits: 20,
             }
         );
         assert!(!config.replay_protection);
@@ -700,6 +726,14 @@ mod tests {
             (
                 "otp_window = 11",
                 "config.toml:3: otp_window = 11 is out of range: allowed 0 to 10 steps",
+            ),
+            (
+                "nonce_digits = 0",
+                "config.toml:3: nonce_digits = 0 is out of range: allowed 1 to 64 digits",
+            ),
+            (
+                "nonce_digits = 65",
+                "config.toml:3: nonce_digits = 65 is out of range: allowed 1 to 64 digits",
             ),
             (
                 "replay_cache_size = 0",

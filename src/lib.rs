@@ -20,3 +20,8 @@ pub mod sys;
 pub mod token;
 pub mod totp;
 pub mod verify;
+
+/// The token vectors, with the integration tests' own loader.
+#[cfg(test)]
+#[path = "../tests/common/vectors.rs"]
+mod test_vectors;

@@ -161,12 +161,19 @@ fn run_command(command: Command, config: &Config) -> ExitCode {
                 Ok(found) => found,
                 Err(e) => return fail(&e),
             };
+            let nonce_digits = config.tokens.nonce_digits;
             let nonce = match nonce {
-                Some(n) if n.is_empty() || !n.bytes().all(|b| b.is_ascii_digit()) => {
-                    return fail("--nonce must be one or more ASCII digits");
+                Some(n) if !n.bytes().all(|b| b.is_ascii_digit()) => {
+                    return fail("--nonce must be ASCII digits only");
+                }
+                Some(n) if n.len() != nonce_digits as usize => {
+                    return fail(&format!(
+                        "--nonce has {} digits, but tokens carry exactly {nonce_digits} (nonce_digits)",
+                        n.len()
+                    ));
                 }
                 Some(n) => n,
-                None => random_digits(32),
+                None => random_digits(nonce_digits as usize),
             };
             if jid.chars().any(char::is_uppercase) {
                 eprintln!(
@@ -179,7 +186,7 @@ fn run_command(command: Command, config: &Config) -> ExitCode {
                 "{}",
                 verify::generate(
                     keys,
-                    config.otp,
+                    config.tokens,
                     user,
                     server,
                     &nonce,
@@ -192,7 +199,7 @@ fn run_command(command: Command, config: &Config) -> ExitCode {
             let verdict = keys_for(config, &jid).and_then(|(user, server, keys)| {
                 verify::verify(
                     keys,
-                    config.otp,
+                    config.tokens,
                     user,
                     server,
                     &token,
@@ -216,12 +223,12 @@ fn run_command(command: Command, config: &Config) -> ExitCode {
             if let Err(message) = open_replay_store(config) {
                 return fail(&message);
             }
-            let otp = config.otp;
+            let tokens = config.tokens;
             println!("{}: OK", config.path.display());
             println!("  domains:  {}", config.describe_domains());
             println!(
-                "  tokens:   {} digits, {} s steps, ±{} steps",
-                otp.digits, otp.interval, otp.window
+                "  tokens:   {} OTP digits, {} s steps, ±{} steps, nonces of {} digits",
+                tokens.otp_digits, tokens.otp_interval, tokens.otp_window, tokens.nonce_digits
             );
             if config.replay_protection {
                 let memory = match &config.replay_store {

@@ -34,21 +34,32 @@ pub struct Token<'a> {
 pub enum Malformed {
     #[error("no space between the code and the signature")]
     NoSpace,
-    #[error("the code part is not {0} OTP digits followed by at least one nonce digit")]
+    #[error("the code part is not {0} OTP digits followed by nonce digits")]
     BadDigits(u32),
+    #[error("nonce has {got} digits, expected {expected} (nonce_digits)")]
+    NonceLength { got: usize, expected: u32 },
     #[error("the signature is not the base64 encoding of 32 bytes")]
     BadSignature,
 }
 
 impl<'a> Token<'a> {
-    /// Checks the grammar of SPEC §4: exactly `otp_digits` + 1 or more ASCII
+    /// Checks the grammar: exactly `otp_digits` + `nonce_digits` ASCII
     /// digits, one space, and a canonical base64 32-byte signature.
-    pub fn parse(password: &'a str, otp_digits: u32) -> Result<Token<'a>, Malformed> {
+    ///
+    /// The nonce length is fixed because nothing separates the nonce from
+    /// the user in the signed bytes: with a free length, `42bob`'s token
+    /// re-split with "42" moved into the nonce would be `bob`'s.
+    pub fn parse(
+        password: &'a str,
+        otp_digits: u32,
+        nonce_digits: u32,
+    ) -> Result<Token<'a>, Malformed> {
         let (digits, signature) = password.split_once(' ').ok_or(Malformed::NoSpace)?;
         let otp_len = otp_digits as usize;
         if digits.len() <= otp_len || !digits.bytes().all(|b| b.is_ascii_digit()) {
             return Err(Malformed::BadDigits(otp_digits));
         }
+        check_nonce_length(&digits[otp_len..], nonce_digits)?;
         // A second space, a newline or any other stray byte is not in the
         // base64 alphabet, so the decoder refuses it here.
         let mut decoded = [0u8; SIGNATURE_LEN];
@@ -68,6 +79,18 @@ impl<'a> Token<'a> {
 
     pub fn nonce(&self) -> &'a str {
         &self.digits[self.otp_len..]
+    }
+}
+
+/// A nonce must have exactly `nonce_digits` digits (see [`Token::parse`]).
+pub fn check_nonce_length(nonce: &str, nonce_digits: u32) -> Result<(), Malformed> {
+    if nonce.len() == nonce_digits as usize {
+        Ok(())
+    } else {
+        Err(Malformed::NonceLength {
+            got: nonce.len(),
+            expected: nonce_digits,
+        })
     }
 }
 
@@ -95,7 +118,7 @@ mod tests {
 
     #[test]
     fn reference_token_parses_into_otp_and_nonce() {
-        let token = Token::parse(REFERENCE, 8).unwrap();
+        let token = Token::parse(REFERENCE, 8, 32).unwrap();
         assert_eq!(token.otp(), "23204611");
         assert_eq!(token.nonce(), "12345678901234567890123456789012");
     }
@@ -118,8 +141,8 @@ mod tests {
     fn unpadded_signature_is_accepted() {
         let unpadded = REFERENCE.trim_end_matches('=');
         assert_eq!(
-            Token::parse(unpadded, 8).unwrap(),
-            Token::parse(REFERENCE, 8).unwrap()
+            Token::parse(unpadded, 8, 32).unwrap(),
+            Token::parse(REFERENCE, 8, 32).unwrap()
         );
     }
 
@@ -159,7 +182,7 @@ mod tests {
             ),
         ];
         for (password, expected) in cases {
-            assert_eq!(Token::parse(&password, 8), Err(expected), "{password:?}");
+            assert_eq!(Token::parse(&password, 8, 2), Err(expected), "{password:?}");
         }
     }
 
@@ -167,7 +190,34 @@ mod tests {
     fn otp_length_follows_configured_digits() {
         let sig = "CvG8SD8xBqMAYwUXzRDvurYvL+mmXwWHlRKtckyTHtQ=";
         let password = format!("1234567 {sig}");
-        let token = Token::parse(&password, 6).unwrap();
+        let token = Token::parse(&password, 6, 1).unwrap();
         assert_eq!((token.otp(), token.nonce()), ("123456", "7"));
+    }
+
+    #[test]
+    fn a_nonce_of_another_length_is_malformed_and_says_what_to_do() {
+        let short = REFERENCE.replacen("12345678901234567890123456789012", "1234", 1);
+        let error = Token::parse(&short, 8, 32).unwrap_err();
+        assert_eq!(
+            error,
+            Malformed::NonceLength {
+                got: 4,
+                expected: 32
+            }
+        );
+        assert_eq!(
+            error.to_string(),
+            "nonce has 4 digits, expected 32 (nonce_digits)"
+        );
+        // Digits moved from a user name into the nonce make it too long.
+        let long = REFERENCE.replacen(' ', "42 ", 1);
+        assert_eq!(
+            Token::parse(&long, 8, 32),
+            Err(Malformed::NonceLength {
+                got: 34,
+                expected: 32
+            })
+        );
+        assert!(Token::parse(&short, 8, 4).is_ok());
     }
 }

@@ -34,20 +34,32 @@ pub struct Keys {
     pub seeds: Vec<Seed>,
 }
 
+/// The shape and lifetime of tokens, as configured.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct OtpParams {
-    pub digits: u32,
-    pub interval: u64,
-    pub window: u64,
+pub struct TokenParams {
+    pub otp_digits: u32,
+    /// Seconds per TOTP step.
+    pub otp_interval: u64,
+    /// Steps accepted on either side of the current one.
+    pub otp_window: u64,
+    pub nonce_digits: u32,
 }
 
-impl Default for OtpParams {
+impl Default for TokenParams {
     fn default() -> Self {
-        OtpParams {
-            digits: 8,
-            interval: 30,
-            window: 1,
+        TokenParams {
+            otp_digits: 8,
+            otp_interval: 30,
+            otp_window: 1,
+            nonce_digits: 32,
         }
+    }
+}
+
+impl TokenParams {
+    /// The longest a token can verify: every step of the window, in seconds.
+    pub fn lifetime(&self) -> u64 {
+        self.otp_interval * (2 * self.otp_window + 1)
     }
 }
 
@@ -63,13 +75,19 @@ pub enum Refusal {
     UnknownDomain,
 }
 
-/// What a valid token tells the replay cache.
+/// What a valid token tells the replay memory.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Verified<'a> {
     pub otp: &'a str,
     pub nonce: &'a str,
     /// The first unix time at which the token can no longer verify.
     pub expires_at: u64,
+    /// Until when the replay memory must keep the token: one whole token
+    /// lifetime past `expires_at`, so that a clock stepped forward by up to
+    /// that much (an NTP step, or another process compacting the store while
+    /// this one waited for the lock with an older `now`) never forgets a
+    /// token that can still verify once the clock is right again.
+    pub remember_until: u64,
 }
 
 /// Checks `password` as a token for `user@server` at unix time `now`.
@@ -78,20 +96,20 @@ pub struct Verified<'a> {
 /// without branching, so a refusal takes the same time whichever check failed.
 pub fn verify<'a>(
     keys: &Keys,
-    params: OtpParams,
+    params: TokenParams,
     user: &str,
     server: &str,
     password: &'a str,
     now: u64,
 ) -> Result<Verified<'a>, Refusal> {
-    let token = Token::parse(password, params.digits).map_err(Refusal::Malformed)?;
-
-    let current = totp::step_at(now, params.interval);
+    let token = Token::parse(password, params.otp_digits, params.nonce_digits)
+        .map_err(Refusal::Malformed)?;
+    let current = totp::step_at(now, params.otp_interval);
     let mut otp_ok = Choice::from(0);
     let mut matched_step = 0u64;
     for seed in &keys.seeds {
-        for step in current.saturating_sub(params.window)..=current + params.window {
-            let code = seed.code(step, params.digits);
+        for step in current.saturating_sub(params.otp_window)..=current + params.otp_window {
+            let code = seed.code(step, params.otp_digits);
             let equal = code.as_bytes().ct_eq(token.otp().as_bytes());
             // The latest matching step, should codes of two steps or seeds
             // coincide: the token stays valid, and remembered, until it ends.
@@ -107,11 +125,15 @@ pub fn verify<'a>(
     }
 
     match (bool::from(otp_ok), bool::from(signature_ok)) {
-        (true, true) => Ok(Verified {
-            otp: token.otp(),
-            nonce: token.nonce(),
-            expires_at: (matched_step + params.window + 1) * params.interval,
-        }),
+        (true, true) => {
+            let expires_at = (matched_step + params.otp_window + 1) * params.otp_interval;
+            Ok(Verified {
+                otp: token.otp(),
+                nonce: token.nonce(),
+                expires_at,
+                remember_until: expires_at + params.lifetime(),
+            })
+        }
         (false, _) => Err(Refusal::OtpOutsideWindow),
         (true, false) => Err(Refusal::BadSignature),
     }
@@ -121,13 +143,13 @@ pub fn verify<'a>(
 /// the current seed and secret.
 pub fn generate(
     keys: &Keys,
-    params: OtpParams,
+    params: TokenParams,
     user: &str,
     server: &str,
     nonce: &str,
     now: u64,
 ) -> String {
-    let otp = keys.seeds[0].code(totp::step_at(now, params.interval), params.digits);
+    let otp = keys.seeds[0].code(totp::step_at(now, params.otp_interval), params.otp_digits);
     let digits = Zeroizing::new(format!("{}{nonce}", otp.as_str()));
     let signature = token::sign(keys.secrets[0].as_bytes(), &digits, user, server);
     token::format(&otp, nonce, &signature)
@@ -137,36 +159,11 @@ pub fn generate(
 pub(crate) mod tests {
     use super::*;
 
-    #[derive(serde::Deserialize)]
-    pub struct Vectors {
-        pub tokens: Vec<Vector>,
-    }
+    use crate::test_vectors as vectors;
+    use vectors::Settings;
 
-    #[derive(serde::Deserialize)]
-    pub struct Vector {
-        pub name: String,
-        pub otp_seed: String,
-        pub token_secret: String,
-        pub jid: String,
-        pub token: String,
-        pub at: u64,
-        pub valid: bool,
-        pub reason: Option<String>,
-        #[serde(default)]
-        pub settings: Settings,
-    }
-
-    #[derive(serde::Deserialize, Default)]
-    pub struct Settings {
-        pub otp_digits: Option<u32>,
-        pub otp_interval: Option<u64>,
-        pub otp_window: Option<u64>,
-    }
-
-    pub fn vectors() -> Vec<Vector> {
-        let text = include_str!("../../shared/vectors/tokens.json");
-        serde_json::from_str::<Vectors>(text).unwrap().tokens
-    }
+    /// A nonce of the default length.
+    pub const NONCE: &str = "12345678901234567890123456789012";
 
     pub fn keys(secret: &str, seed: &str) -> Keys {
         Keys {
@@ -175,12 +172,13 @@ pub(crate) mod tests {
         }
     }
 
-    fn params(settings: &Settings) -> OtpParams {
-        let d = OtpParams::default();
-        OtpParams {
-            digits: settings.otp_digits.unwrap_or(d.digits),
-            interval: settings.otp_interval.unwrap_or(d.interval),
-            window: settings.otp_window.unwrap_or(d.window),
+    pub fn params(settings: &Settings) -> TokenParams {
+        let d = TokenParams::default();
+        TokenParams {
+            otp_digits: settings.otp_digits.unwrap_or(d.otp_digits),
+            otp_interval: settings.otp_interval.unwrap_or(d.otp_interval),
+            otp_window: settings.otp_window.unwrap_or(d.otp_window),
+            nonce_digits: settings.nonce_digits.unwrap_or(d.nonce_digits),
         }
     }
 
@@ -194,33 +192,66 @@ pub(crate) mod tests {
     }
 
     #[test]
-    fn every_shared_vector_gets_its_verdict_and_reason() {
-        let vectors = vectors();
-        assert!(vectors.len() >= 20);
-        for v in vectors {
-            let (user, server) = v.jid.split_once('@').unwrap();
+    fn every_vector_gets_its_verdict_and_reason() {
+        let (mut valid, mut refused, mut with_reason) = (0, 0, 0);
+        for v in vectors::load().tokens {
+            let (user, server) = v.user_server();
             let keys = keys(&v.token_secret, &v.otp_seed);
             let result = verify(&keys, params(&v.settings), user, server, &v.token, v.at);
             assert_eq!(result.is_ok(), v.valid, "{}: {result:?}", v.name);
-            if let (Err(refusal), Some(expected)) = (result, &v.reason) {
-                assert_eq!(reason(refusal), expected, "{}", v.name);
+            match (result, &v.reason) {
+                (Ok(_), _) => valid += 1,
+                (Err(refusal), Some(expected)) => {
+                    assert_eq!(reason(refusal), expected, "{}", v.name);
+                    with_reason += 1;
+                }
+                (Err(_), None) => refused += 1,
             }
         }
+        assert!(valid >= 10 && with_reason >= 12 && refused >= 2);
     }
 
     #[test]
-    fn generate_reproduces_every_valid_default_vector() {
-        for v in vectors()
+    fn a_token_never_logs_in_a_user_whose_name_differs_by_leading_digits() {
+        let v = vectors::load()
+            .tokens
             .into_iter()
-            .filter(|v| v.valid && v.settings.otp_window.is_none())
-        {
-            let (user, server) = v.jid.split_once('@').unwrap();
+            .find(|v| v.name == "minted-for-42bob")
+            .expect("the vector exists");
+        let keys = keys(&v.token_secret, &v.otp_seed);
+        let p = TokenParams::default();
+        let (otp_and_nonce, signature) = v.token.split_once(' ').unwrap();
+        assert!(verify(&keys, p, "42bob", "example.com", &v.token, v.at).is_ok());
+        // The same signature re-split with "42" moved into the nonce.
+        let moved = format!("{otp_and_nonce}42 {signature}");
+        for (user, token) in [("bob", &moved), ("2bob", &v.token), ("bob", &v.token)] {
+            assert!(
+                matches!(
+                    verify(&keys, p, user, "example.com", token, v.at),
+                    Err(Refusal::Malformed(_) | Refusal::BadSignature)
+                ),
+                "{user}"
+            );
+        }
+        assert_eq!(
+            verify(&keys, p, "bob", "example.com", &moved, v.at)
+                .unwrap_err()
+                .to_string(),
+            "malformed token: nonce has 34 digits, expected 32 (nonce_digits)"
+        );
+    }
+
+    #[test]
+    fn generate_reproduces_every_valid_vector_of_the_current_step() {
+        let mut compared = 0;
+        for v in vectors::load().tokens.into_iter().filter(|v| v.valid) {
+            let (user, server) = v.user_server();
             let keys = keys(&v.token_secret, &v.otp_seed);
             let p = params(&v.settings);
-            let parsed = Token::parse(&v.token, p.digits).unwrap();
+            let parsed = Token::parse(&v.token, p.otp_digits, p.nonce_digits).unwrap();
             // Only current-step vectors can be regenerated at their own `at`.
-            let otp_now = keys.seeds[0].code(totp::step_at(v.at, p.interval), p.digits);
-            if parsed.otp() != otp_now.as_str() {
+            let step = totp::step_at(v.at, p.otp_interval);
+            if parsed.otp() != keys.seeds[0].code(step, p.otp_digits).as_str() {
                 continue;
             }
             let token = generate(&keys, p, user, server, parsed.nonce(), v.at);
@@ -230,18 +261,21 @@ pub(crate) mod tests {
                 "{}",
                 v.name
             );
+            compared += 1;
         }
+        assert!(compared >= 6, "only {compared} vectors compared");
     }
 
     #[test]
     fn expiry_is_the_end_of_the_matched_steps_window() {
         let keys = keys("JYXEX4IQOEYFYQ2S3MC5P4ZT4SDHYEA7", "XVGR73KMZH2M4XMY");
-        let p = OtpParams::default();
+        let p = TokenParams::default();
         let now = 1_764_300_000; // step 58_810_000, 0 s into it
-        let token = generate(&keys, p, "alice", "example.com", "42", now - 30);
+        let token = generate(&keys, p, "alice", "example.com", NONCE, now - 30);
         let verified = verify(&keys, p, "alice", "example.com", &token, now).unwrap();
         // Made in the previous step: valid until that step + window ends.
         assert_eq!(verified.expires_at, now + 30);
+        assert_eq!(verified.remember_until, now + 30 + 90);
         assert!(verify(&keys, p, "alice", "example.com", &token, now + 29).is_ok());
         assert_eq!(
             verify(&keys, p, "alice", "example.com", &token, now + 30),
@@ -261,10 +295,10 @@ pub(crate) mod tests {
                 Seed::from_base32("AAAAAAAAAPCAKAAA").unwrap(),
             ],
         };
-        let p = OtpParams {
-            digits: 6,
-            interval: 30,
-            window: 1,
+        let p = TokenParams {
+            otp_digits: 6,
+            nonce_digits: 1,
+            ..TokenParams::default()
         };
         let now = 60_647_382 * 30;
         let signature = token::sign(keys.secrets[0].as_bytes(), "6875261", "a", "b");
@@ -281,12 +315,12 @@ pub(crate) mod tests {
             secrets: vec![new.secrets[0].clone(), old.secrets[0].clone()],
             seeds: vec![new.seeds[0].clone(), old.seeds[0].clone()],
         };
-        let p = OtpParams::default();
+        let p = TokenParams::default();
         let now = 1_764_300_000;
-        let by_old = generate(&old, p, "a", "b", "1", now);
-        let by_new = generate(&new, p, "a", "b", "1", now);
+        let by_old = generate(&old, p, "a", "b", NONCE, now);
+        let by_new = generate(&new, p, "a", "b", NONCE, now);
         assert!(verify(&both, p, "a", "b", &by_old, now).is_ok());
-        assert_eq!(generate(&both, p, "a", "b", "1", now), by_new);
+        assert_eq!(generate(&both, p, "a", "b", NONCE, now), by_new);
         assert_eq!(
             verify(&new, p, "a", "b", &by_old, now),
             Err(Refusal::OtpOutsideWindow)

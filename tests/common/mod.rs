@@ -2,13 +2,15 @@
 //! folder, tokens, frames, and the real binary over pipes.
 #![allow(dead_code)] // each test file uses its own part of this
 
+pub mod vectors;
+
 use std::io::{Read, Write};
 use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{SystemTime, UNIX_EPOCH};
 use xmpp_token_auth::totp::Seed;
-use xmpp_token_auth::verify::{self, Keys, OtpParams, Secret};
+use xmpp_token_auth::verify::{self, Keys, Secret, TokenParams};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_xmpp-token-auth");
 pub const SECRET: &str = "JYXEX4IQOEYFYQ2S3MC5P4ZT4SDHYEA7";
@@ -23,14 +25,17 @@ pub fn now() -> u64 {
         .as_secs()
 }
 
-/// A token as the application would mint it, with the default settings.
+/// A token as the application would mint it, with the default settings; the
+/// nonce is `nonce` zero-padded to the default 32 digits, so that tests can
+/// tell tokens apart by short nonces.
 pub fn token_with(secret: &str, seed: &str, jid: &str, nonce: &str, at: u64) -> String {
     let keys = Keys {
         secrets: vec![Secret::new(secret.to_string())],
         seeds: vec![Seed::from_base32(seed).unwrap()],
     };
     let (user, server) = jid.split_once('@').unwrap();
-    verify::generate(&keys, OtpParams::default(), user, server, nonce, at)
+    let nonce = format!("{nonce:0>32}");
+    verify::generate(&keys, TokenParams::default(), user, server, &nonce, at)
 }
 
 pub fn token(jid: &str, nonce: &str) -> String {
