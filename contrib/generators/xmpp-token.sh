@@ -1,18 +1,76 @@
 #!/bin/sh
 # Mint a token for xmpp-token-auth (the mod_auth_token format) with POSIX
-# sh, awk, od and openssl. Usage:
+# sh, openssl, od, awk, tr and cut. Usage:
 #   XMPP_TOKEN_SECRET=... XMPP_OTP_SEED=... sh xmpp-token.sh JID
+#
+# No key ever appears on a command line, where every local user can read it
+# (/proc/*/cmdline). Both HMACs are computed here from two plain digests,
+# H((K ^ opad) || H((K ^ ipad) || message)) (RFC 2104), and the key bytes
+# reach `openssl dgst`, `od` and `awk` only on their standard input, written
+# by printf, which is built into the shell (not a process of its own). Keep
+# it so: never pass key material to an external program's arguments.
+#
+# shellcheck disable=SC2059 # bytes are written as octal escapes in formats
 set -eu
 
 [ $# -eq 1 ] || { echo "usage: XMPP_TOKEN_SECRET=... XMPP_OTP_SEED=... $0 JID" >&2; exit 2; }
 jid=$1
 secret=${XMPP_TOKEN_SECRET:?set XMPP_TOKEN_SECRET}
 seed=${XMPP_OTP_SEED:?set XMPP_OTP_SEED}
+name=${0##*/}
+fail() {
+    printf '%s: %s\n' "$name" "$*" >&2
+    exit 1
+}
 digits=${XMPP_OTP_DIGITS:-8}
 interval=${XMPP_OTP_INTERVAL:-30}
 at=${XMPP_TOKEN_AT:-$(date +%s)}
 
-# The base32 seed as hex: the TOTP key.
+# escapes HEX...: the bytes HEX... (two hex digits each) as octal escapes for
+# printf's format, which every printf understands, NUL bytes included.
+escapes() {
+    out=
+    for byte in "$@"; do
+        byte=$((0x$byte))
+        out="$out\\$((byte / 64))$((byte / 8 % 8))$((byte % 8))"
+    done
+    printf '%s' "$out"
+}
+
+# hmac HASH HEX...: the HMAC with HASH (sha1 or sha256, both with 64-byte
+# blocks) of standard input under the key whose bytes are HEX..., written
+# to standard output in binary.
+hmac() {
+    hash=$1
+    shift
+    if [ $# -gt 64 ]; then
+        # A key longer than a block is hashed first.
+        # shellcheck disable=SC2046 # one argument per byte
+        set -- $(printf "$(escapes "$@")" | openssl dgst "-$hash" -binary | od -An -v -tx1)
+    fi
+    ipad=
+    opad=
+    for byte in "$@"; do
+        byte=$((0x$byte))
+        i=$((byte ^ 54))
+        o=$((byte ^ 92))
+        ipad="$ipad\\$((i / 64))$((i / 8 % 8))$((i % 8))"
+        opad="$opad\\$((o / 64))$((o / 8 % 8))$((o % 8))"
+    done
+    # The key is padded with zero bytes to the block: 0 ^ 0x36, 0 ^ 0x5c.
+    length=$#
+    while [ "$length" -lt 64 ]; do
+        ipad="$ipad\\066"
+        opad="$opad\\134"
+        length=$((length + 1))
+    done
+    inner=$({ printf "$ipad"; cat; } | openssl dgst "-$hash" -binary | od -An -v -tx1)
+    [ -n "$inner" ] || fail "openssl dgst -$hash failed"
+    # shellcheck disable=SC2086 # one argument per byte
+    { printf "$opad"; printf "$(escapes $inner)"; } | openssl dgst "-$hash" -binary
+}
+
+# The TOTP key: the base32 seed decoded, as hex bytes.
 seed_hex=$(printf '%s\n' "$seed" | tr 'a-z' 'A-Z' | tr -d ' =' | awk '{
     alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567"
     bits = 0; value = 0
@@ -20,7 +78,7 @@ seed_hex=$(printf '%s\n' "$seed" | tr 'a-z' 'A-Z' | tr -d ' =' | awk '{
         v = index(alphabet, substr($0, i, 1)) - 1
         if (v < 0) { print "otp_seed is not base32" > "/dev/stderr"; exit 1 }
         value = (value * 32 + v) % 65536; bits += 5
-        if (bits >= 8) { bits -= 8; printf "%02x", int(value / 2 ^ bits) % 256 }
+        if (bits >= 8) { bits -= 8; printf "%02x ", int(value / 2 ^ bits) % 256 }
     }
 }')
 
@@ -32,7 +90,9 @@ counter=$(printf '%016x' $((at / interval)) | awk '{
         printf "\\%03o", n
     }
 }')
-mac=$(printf "$counter" | openssl dgst -sha1 -mac HMAC -macopt "hexkey:$seed_hex" | sed 's/.*= //')
+# shellcheck disable=SC2086 # one argument per byte
+mac=$(printf "$counter" | hmac sha1 $seed_hex | od -An -v -tx1 | tr -d ' \n')
+[ ${#mac} -eq 40 ] || fail "openssl dgst -sha1 failed"
 
 # RFC 4226 dynamic truncation.
 offset=$(( 0x$(printf '%s' "$mac" | cut -c40) * 2 ))
@@ -46,8 +106,10 @@ otp=$(printf "%0${digits}d" $(( (0x$word & 0x7fffffff) % modulus )))
 nonce=${XMPP_TOKEN_NONCE:-$(od -An -v -N128 -tu1 /dev/urandom | tr -s ' ' '\n' | awk '
     $1 != "" && $1 < 250 && n < 32 { printf "%d", $1 % 10; n++ }')}
 
-secret_hex=$(printf '%s' "$secret" | od -An -v -tx1 | tr -d ' \n')
-signature=$(printf '%s' "$otp$nonce$jid" \
-    | openssl dgst -sha256 -mac HMAC -macopt "hexkey:$secret_hex" -binary | openssl base64 -A)
+# The token key: the bytes of token_secret as written.
+secret_hex=$(printf '%s' "$secret" | od -An -v -tx1)
+# shellcheck disable=SC2086 # one argument per byte
+signature=$(printf '%s' "$otp$nonce$jid" | hmac sha256 $secret_hex | openssl base64 -A)
+[ ${#signature} -eq 44 ] || fail "openssl dgst -sha256 failed"
 
 printf '%s%s %s\n' "$otp" "$nonce" "$signature"
