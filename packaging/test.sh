@@ -86,7 +86,7 @@ check "the secret survived" "$secret_before" "$(cat $conf/token_secret)"
 check "ownership survived" "root:xmpp-token-auth 640" "$(owner $conf/config.toml)"
 check "the upgrade printed no first-install notice" "no" \
     "$(grep -q 'adduser ejabberd' "$work/upgrade" && echo yes || echo no)"
-check "the edited configuration is in force" "  tokens:   8 digits, 30 s steps, ±2 steps" \
+check "the edited configuration is in force" "  tokens:   8 OTP digits, 30 s steps, ±2 steps, nonces of 32 digits" \
     "$($bin check-config | grep '^  tokens:')"
 
 echo "== remove keeps configuration and secrets, purge removes them"
