@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Package tests, run as root by .ci/run after packaging/build.sh: lint both
 # packages, then install, upgrade, remove and purge the .deb on this machine,
-# checking what an operator would check at each step. Leaves nothing behind.
+# checking what an operator would check at each step, and install the .rpm
+# with rpm itself; both must refuse an unsafe existing group. Leaves nothing
+# behind.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . tests/shell/lib.sh
@@ -14,18 +16,34 @@ conf=/etc/xmpp-token-auth
 bin=/usr/bin/xmpp-token-auth
 reader=xta-pkg-test    # a stand-in for the XMPP server's user
 outsider=xta-pkg-other
+login=xta-pkg-login    # a login user whose primary group is xmpp-token-auth
 
 uninstall() {
     dpkg --purge xmpp-token-auth >/dev/null 2>&1 || true
     rpm -e xmpp-token-auth >/dev/null 2>&1 || true
     rm -rf /etc/xmpp-token-auth /var/lib/xmpp-token-auth
-    userdel "$reader" 2>/dev/null || true
-    userdel "$outsider" 2>/dev/null || true
+    for user in "$reader" "$outsider" "$login"; do
+        userdel "$user" 2>/dev/null || true
+    done
+    # The packages keep the group on purpose; the tests make it afresh.
+    groupdel xmpp-token-auth 2>/dev/null || true
 }
 trap 'uninstall; rm -rf "$work"' EXIT
 uninstall
 
 owner() { stat -c '%U:%G %a' "$1"; }
+present() { [ -e "$1" ] && echo present || echo absent; }
+# says FILE PATTERN: "yes" if the text of FILE matches, its lines joined
+# with one space, comment signs dropped, upper and lower case alike.
+says() { tr '\n#' '  ' < "$1" | tr -s ' ' | grep -qiE "$2" && echo yes || true; }
+
+# A group xmpp-token-auth that exists before installation: a user group
+# (gid from GID_MIN), or a system group that is a login user's primary group.
+make_user_group() { groupadd xmpp-token-auth; }
+make_login_group() {
+    groupadd -r xmpp-token-auth
+    useradd -M -N -g xmpp-token-auth -s /bin/bash "$login"
+}
 
 echo "== lint"
 check "lintian finds no error and no unexplained warning" "0" \
@@ -34,6 +52,25 @@ cat "$work/lintian"
 rpmlint -r packaging/rpm/rpmlintrc "$rpm" >"$work/rpmlint" 2>&1 || true
 cat "$work/rpmlint"
 check "rpmlint finds no error" "0" "$(grep -c ' E: ' "$work/rpmlint" || true)"
+
+echo "== an existing group xmpp-token-auth whose members are not only servers is refused"
+make_user_group
+status=$(dpkg -i "$deb" >"$work/refused" 2>&1; echo $?)
+cat "$work/refused"
+check "a user group (gid $(getent group xmpp-token-auth | cut -d: -f3)): configure fails, says why and what to do, writes no secret" \
+    "1|yes|yes|absent" \
+    "$status|$(says "$work/refused" 'is not a system group: its gid is outside [0-9]+-[0-9]+')|$(says "$work/refused" 'then run: dpkg --configure xmpp-token-auth')|$(present $conf/token_secret)"
+uninstall
+make_login_group
+status=$(dpkg -i "$deb" >"$work/refused" 2>&1; echo $?)
+cat "$work/refused"
+check "a system group that is a login user's primary group: configure fails, names the user, writes no secret" \
+    "1|yes|absent" \
+    "$status|$(says "$work/refused" "primary group of the login user\\(s\\) $login \\(shell /bin/bash\\)")|$(present $conf/token_secret)"
+usermod -s /usr/sbin/nologin "$login"
+check "once the user cannot log in (as the message suggests), configure succeeds" "0|present" \
+    "$(dpkg --configure xmpp-token-auth >/dev/null 2>&1; echo $?)|$(present $conf/token_secret)"
+uninstall
 
 echo "== install"
 dpkg -i "$deb" >"$work/install" 2>&1 || { cat "$work/install"; exit 1; }
@@ -113,7 +150,19 @@ check "rpm: %pre creates the group, %post generates secrets" "yes|yes" \
 echo "== rpm, installed on this machine with rpm itself"
 # Only the scriptlets and file attributes are under test: rpm is told to
 # ignore that this is Debian and that the dependencies live in dpkg's database.
+# As on a fresh machine, %pre makes the group.
+uninstall
+for bad in make_user_group make_login_group; do
+    $bad
+    status=$(rpm -i --nodeps --force-debian "$rpm" >"$work/refused" 2>&1; echo $?)
+    cat "$work/refused"
+    check "rpm ($bad): %pre refuses the group, says why, nothing is installed" "fail|yes|absent|absent" \
+        "$([ "$status" -eq 0 ] && echo ok || echo fail)|$(says "$work/refused" "is not a system group|primary group of the login user\\(s\\) $login")|$(rpm -q xmpp-token-auth >/dev/null 2>&1 && echo present || echo absent)|$(present $conf/token_secret)"
+    uninstall
+done
 rpm -i --nodeps --force-debian "$rpm" >"$work/rpm-install" 2>&1 || { cat "$work/rpm-install"; exit 1; }
+check "rpm: %pre made a system group" "yes" \
+    "$(gid=$(getent group xmpp-token-auth | cut -d: -f3); [ "$gid" -gt 100 ] && [ "$gid" -lt 1000 ] && echo yes)"
 check "rpm: configuration and generated secrets, root:xmpp-token-auth 0640" \
     "root:xmpp-token-auth 640|root:xmpp-token-auth 640|root:xmpp-token-auth 640" \
     "$(owner $conf/config.toml)|$(owner $conf/token_secret)|$(owner $conf/otp_seed)"
