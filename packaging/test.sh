@@ -17,11 +17,13 @@ bin=/usr/bin/xmpp-token-auth
 reader=xta-pkg-test    # a stand-in for the XMPP server's user
 outsider=xta-pkg-other
 login=xta-pkg-login    # a login user whose primary group is xmpp-token-auth
+state=/var/lib/xmpp-token-auth
 
 uninstall() {
     dpkg --purge xmpp-token-auth >/dev/null 2>&1 || true
     rpm -e xmpp-token-auth >/dev/null 2>&1 || true
-    rm -rf /etc/xmpp-token-auth /var/lib/xmpp-token-auth
+    rm -rf /etc/xmpp-token-auth $state
+    dpkg-statoverride --remove $state >/dev/null 2>&1 || true
     for user in "$reader" "$outsider" "$login"; do
         userdel "$user" 2>/dev/null || true
     done
@@ -125,6 +127,17 @@ check "the upgrade printed no first-install notice" "no" \
     "$(grep -q 'adduser ejabberd' "$work/upgrade" && echo yes || echo no)"
 check "the edited configuration is in force" "  tokens:   8 OTP digits, 30 s steps, ±2 steps, nonces of 32 digits" \
     "$($bin check-config | grep '^  tokens:')"
+
+echo "== an administrator's dpkg-statoverride on the state folder"
+dpkg-statoverride --update --add root root 0750 $state
+dpkg -i "$deb" >/dev/null 2>&1 || { echo "reinstall failed"; exit 1; }
+check "an upgrade leaves the folder as the override says" "root:root 750" "$(owner $state)"
+rm -rf $state
+dpkg -i "$deb" >/dev/null 2>&1 || { echo "reinstall failed"; exit 1; }
+check "an upgrade makes a missing folder as the override says" "root:root 750" "$(owner $state)"
+dpkg-statoverride --remove $state
+dpkg -i "$deb" >/dev/null 2>&1 || { echo "reinstall failed"; exit 1; }
+check "without the override, the folder is the package's again" "root:xmpp-token-auth 2770" "$(owner $state)"
 
 echo "== remove keeps configuration and secrets, purge removes them"
 dpkg -r xmpp-token-auth >/dev/null
