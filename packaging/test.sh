@@ -2,8 +2,8 @@
 # Package tests, run as root by .ci/run after packaging/build.sh: lint both
 # packages, then install, upgrade, remove and purge the .deb on this machine,
 # checking what an operator would check at each step, and install the .rpm
-# with rpm itself; both must refuse an unsafe existing group. Leaves nothing
-# behind.
+# with rpm itself; both must refuse an unsafe existing group and never write
+# a secret they could not generate. Leaves nothing behind.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . tests/shell/lib.sh
@@ -38,6 +38,20 @@ present() { [ -e "$1" ] && echo present || echo absent; }
 # says FILE PATTERN: "yes" if the text of FILE matches, its lines joined
 # with one space, comment signs dropped, upper and lower case alike.
 says() { tr '\n#' '  ' < "$1" | tr -s ' ' | grep -qiE "$2" && echo yes || true; }
+
+# secrets_unmade SCRIPT ARGS...: runs a maintainer script that makes the
+# secrets with /usr/bin/xmpp-token-auth swapped for one that prints nothing
+# and an empty /etc/xmpp-token-auth, in a private mount namespace. Prints
+# "STATUS|whether it said so|token_secret present or absent".
+secrets_unmade() {
+    rm -rf "$work/etc" && mkdir "$work/etc"
+    printf '#!/bin/sh\nexit 1\n' > "$work/silent" && chmod 755 "$work/silent"
+    status=$(unshare --mount --propagation private sh -c '
+        mount --bind "$1" /usr/bin/xmpp-token-auth && mount --bind "$2" /etc/xmpp-token-auth || exit 99
+        shift 2
+        exec sh "$@"' sh "$work/silent" "$work/etc" "$@" >"$work/unmade" 2>&1; echo $?)
+    echo "$status|$(grep -q 'could not generate token_secret' "$work/unmade" && echo said)|$(present "$work/etc/token_secret")"
+}
 
 # A group xmpp-token-auth that exists before installation: a user group
 # (gid from GID_MIN), or a system group that is a login user's primary group.
@@ -127,6 +141,8 @@ check "the upgrade printed no first-install notice" "no" \
     "$(grep -q 'adduser ejabberd' "$work/upgrade" && echo yes || echo no)"
 check "the edited configuration is in force" "  tokens:   8 OTP digits, 30 s steps, ±2 steps, nonces of 32 digits" \
     "$($bin check-config | grep '^  tokens:')"
+check "postinst refuses to write a secret it could not generate" "1|said|absent" \
+    "$(secrets_unmade /var/lib/dpkg/info/xmpp-token-auth.postinst configure "$(dpkg-query -W -f='${Version}' xmpp-token-auth)")"
 
 echo "== an administrator's dpkg-statoverride on the state folder"
 dpkg-statoverride --update --add root root 0750 $state
@@ -181,6 +197,9 @@ check "rpm: configuration and generated secrets, root:xmpp-token-auth 0640" \
     "$(owner $conf/config.toml)|$(owner $conf/token_secret)|$(owner $conf/otp_seed)"
 check "rpm: state folder" "root:xmpp-token-auth 2770" "$(owner /var/lib/xmpp-token-auth)"
 check "rpm: check-config accepts the installed configuration" "0" "$($bin check-config >/dev/null 2>&1; echo $?)"
+rpm -qp --qf '%{POSTIN}' "$rpm" > "$work/post.sh"
+check "rpm: %post fails loudly rather than write a secret it could not generate" "1|said|absent" \
+    "$(secrets_unmade "$work/post.sh" 1)"
 secret_before=$(cat $conf/token_secret)
 printf '\n# edited by the operator\notp_window = 3\n' >> $conf/config.toml
 rpm -U --replacepkgs --nodeps --force-debian "$rpm" >/dev/null 2>&1
