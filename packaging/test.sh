@@ -113,6 +113,16 @@ for file in /usr/share/bash-completion/completions/xmpp-token-auth \
     [ -e "$file" ] || [ -e "${file%.gz}" ] || check "$file installed" "present" "missing"
 done
 check "check-config accepts the installed configuration" "0" "$($bin check-config >/dev/null 2>&1; echo $?)"
+# Every ejabberd set-up the package documents must say that the pool of
+# helpers needs the shared replay store, or a pool of one.
+for doc in /usr/share/doc/xmpp-token-auth/examples/ejabberd.yml /usr/share/doc/xmpp-token-auth/README.Debian; do
+    check "$doc: an ejabberd set-up that says: replay_store or extauth_pool_size: 1, else once per helper" "yes|yes|yes|yes" \
+        "$(grep -q 'extauth_program' $doc && echo yes)|$(grep -q 'replay_store = "/var/lib/xmpp-token-auth/replay"' $doc && echo yes)|$(grep -q 'extauth_pool_size: 1' $doc && echo yes)|$(says $doc 'logs in once per helper')"
+done
+check "the packaged configuration sets the shared replay store those set-ups rely on" \
+    'replay_store = "/var/lib/xmpp-token-auth/replay"' "$(grep '^replay_store' $conf/config.toml)"
+check "and no documented ejabberd set-up sets a pool above 1" "" \
+    "$(grep -h '^[[:space:]]*extauth_pool_size' /usr/share/doc/xmpp-token-auth/examples/ejabberd.yml | grep -v ': 1$' || true)"
 check "the shared replay store is made for the whole group" "root:xmpp-token-auth 660" \
     "$(owner /var/lib/xmpp-token-auth/replay)"
 
