@@ -8,6 +8,8 @@ cargo build --release --locked
 rm -rf target/assets
 cargo run --quiet --locked --example generate-docs -- target/assets
 gzip -9n target/assets/xmpp-token-auth.1
+# Debian's NEWS file, compressed as lintian wants it.
+gzip -9n < packaging/deb/NEWS.Debian > target/assets/NEWS.Debian.gz
 
 cargo deb --no-build --locked --output target/
 cargo generate-rpm --output target/

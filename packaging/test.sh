@@ -107,12 +107,32 @@ for file in /usr/share/bash-completion/completions/xmpp-token-auth \
             /usr/share/fish/vendor_completions.d/xmpp-token-auth.fish \
             /usr/share/doc/xmpp-token-auth/README.md.gz \
             /usr/share/doc/xmpp-token-auth/README.Debian \
+            /usr/share/doc/xmpp-token-auth/NEWS.Debian.gz \
             /usr/share/doc/xmpp-token-auth/copyright \
             /usr/share/doc/xmpp-token-auth/examples/ejabberd.yml \
             /usr/share/doc/xmpp-token-auth/examples/generators/xmpp_token.py; do
     [ -e "$file" ] || [ -e "${file%.gz}" ] || check "$file installed" "present" "missing"
 done
 check "check-config accepts the installed configuration" "0" "$($bin check-config >/dev/null 2>&1; echo $?)"
+check "the package's version is the changelog's latest" \
+    "$(sed -n '1s/^xmpp-token-auth (\(.*\)) .*/\1/p' packaging/deb/changelog)" "$(dpkg-query -W -f='${Version}' xmpp-token-auth)"
+check "NEWS.Debian tells the upgrading operator about nonce_digits" "yes" \
+    "$(zgrep -q 'nonce_digits' /usr/share/doc/xmpp-token-auth/NEWS.Debian.gz 2>/dev/null && echo yes)"
+# The header says every key appears in the file: the helper's own list of
+# keys (from its error for an unknown one) against the file.
+printf 'token_secret = "x"\nno_such_key = 1\n' > "$work/keys.toml"
+known=$({ $bin -c "$work/keys.toml" check-config 2>&1 || true; } | sed -n 's/.*expected one of //p' | tr -d '`,')
+missing=$(for key in $known; do grep -qE "^#?[[:space:]]*\[?$key[[:space:]=.]" $conf/config.toml || echo "$key"; done)
+check "every key the helper knows appears in the packaged configuration" "listed|" \
+    "$([ "$(echo $known | wc -w)" -ge 10 ] && echo listed)|$(echo $missing)"
+check "the packaged configuration explains nonce_digits and its default" "yes" \
+    "$(grep -q '^#nonce_digits = 32 ' $conf/config.toml && grep -q '^# .*nonce.*exactly' $conf/config.toml && echo yes)"
+# Uncommenting every default shown must give a valid configuration that
+# behaves like the file as shipped.
+(umask 077; sed 's/^#\([a-z_]* *= \)/\1/; /^#\[domains/,$d' $conf/config.toml > $conf/defaults.toml)
+check "the commented defaults are valid and are the defaults" "$($bin check-config 2>&1 | tail -n +2)" \
+    "$($bin -c $conf/defaults.toml check-config 2>&1 | tail -n +2)"
+rm -f $conf/defaults.toml
 # Every ejabberd set-up the package documents must say that the pool of
 # helpers needs the shared replay store, or a pool of one.
 for doc in /usr/share/doc/xmpp-token-auth/examples/ejabberd.yml /usr/share/doc/xmpp-token-auth/README.Debian; do
