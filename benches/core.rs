@@ -104,7 +104,7 @@ fn main() {
     let mut other_helper = helper("");
     let store_dir = std::env::temp_dir().join(format!("xta-bench-store-{}", std::process::id()));
     std::fs::create_dir_all(&store_dir).unwrap();
-    let store = SharedStore::open(&store_dir.join("replay"), 10_000_000).unwrap();
+    let store = SharedStore::open(&store_dir.join("replay"), 10_000_000, 0).unwrap();
     let mut store_helper = Helper::with_replay_memory(
         Config::parse(
             &format!("token_secret = \"{SECRET}\"\notp_seed = \"{SEED}\"\n"),

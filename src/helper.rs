@@ -26,7 +26,7 @@ pub struct Decision<'a> {
     pub reason: Option<Reason>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum Reason {
     #[error("request too long")]
     TooLong,
@@ -52,7 +52,7 @@ impl Decision<'_> {
 
     /// True for refusals an operator must act on, not just note.
     pub fn is_alarm(&self) -> bool {
-        matches!(self.reason, Some(Reason::Replay(ReplayError::Full(_))))
+        matches!(&self.reason, Some(Reason::Replay(e)) if e.is_alarm())
     }
 }
 
@@ -266,6 +266,24 @@ mod tests {
             NOW,
         );
         assert!(!full.verdict() && full.is_alarm(), "{full}");
+    }
+
+    #[test]
+    fn a_clock_stepped_forward_and_back_never_reopens_a_used_token() {
+        // One entry of room: a forward step that made the cache sweep would
+        // forget the used token if entries were dropped at their expiry.
+        // Steps up to one token lifetime (90 s by default) are covered.
+        let mut helper = helper("replay_cache_size = 1\n");
+        let used = token("a", "example.com", "1", NOW);
+        assert!(auth(&mut helper, "a", "example.com", &used, NOW).verdict());
+        for step in [30, 60, 90] {
+            let ahead = NOW + step;
+            let fresh = token("b", "example.com", &step.to_string(), ahead);
+            let decision = auth(&mut helper, "b", "example.com", &fresh, ahead);
+            assert!(!decision.verdict(), "{step} s ahead: {decision}");
+        }
+        let back = auth(&mut helper, "a", "example.com", &used, NOW + 1);
+        assert_eq!(back.reason, Some(Reason::Replay(ReplayError::Replayed)));
     }
 
     #[test]

@@ -7,7 +7,8 @@ use xmpp_token_auth::config::{self, Config, LogTarget, ProtocolChoice};
 use xmpp_token_auth::frame::Protocol;
 use xmpp_token_auth::helper::Helper;
 use xmpp_token_auth::log::{Level, Logger};
-use xmpp_token_auth::replay_store::SharedStore;
+use xmpp_token_auth::replay::{ReplayError, TokenId};
+use xmpp_token_auth::replay_store::{SharedStore, StoreSnapshot};
 use xmpp_token_auth::serve::{self, unix_now};
 use xmpp_token_auth::sys::{fds, signals, terminal};
 use xmpp_token_auth::totp;
@@ -56,17 +57,10 @@ fn fail_serving(logger: &Logger, message: &str) -> ExitCode {
 }
 
 fn run_server(path: &Path, protocol: Option<ProtocolChoice>) -> ExitCode {
-    // Before anything else: a signal must end the helper with status 0, no
-    // leaked descriptor may be kept, and no byte of a password may be echoed
-    // or turned into a signal by the terminal.
-    if let Err(e) = signals::install() {
-        return fail(&format!("cannot install signal handlers: {e}"));
-    }
-    let _ = fds::close_inherited();
-    let on_terminal = std::io::stdin().is_terminal();
-    if on_terminal {
-        let _ = terminal::make_raw(std::os::fd::AsFd::as_fd(&std::io::stdin()));
-    }
+    let (on_terminal, start_log) = match start_up() {
+        Ok(started) => started,
+        Err(code) => return code,
+    };
 
     let config = match Config::load(path) {
         Ok(config) => config,
@@ -79,6 +73,7 @@ fn run_server(path: &Path, protocol: Option<ProtocolChoice>) -> ExitCode {
         target => target,
     };
     let logger = Logger::open(target);
+    start_log.iter().for_each(|(l, m)| logger.log(*l, m));
     for warning in &config.warnings {
         logger.log(Level::Warning, warning);
         if !on_terminal && target != LogTarget::Stderr {
@@ -112,6 +107,64 @@ fn run_server(path: &Path, protocol: Option<ProtocolChoice>) -> ExitCode {
     ExitCode::SUCCESS
 }
 
+/// The server's first steps, before anything else: a signal must end the
+/// helper with status 0, no leaked descriptor may be kept, and no byte of a
+/// password may be echoed or turned into a signal by the terminal, nor any
+/// request answered that the terminal may have echoed back to Prosody.
+///
+/// Returns whether stdin is a terminal, and what to log once the logger is
+/// open: on a terminal nothing may be written to stderr, which Prosody reads
+/// replies from.
+fn start_up() -> Result<(bool, Vec<(Level, String)>), ExitCode> {
+    let installed = signals::install();
+    let stdin = std::io::stdin();
+    let on_terminal = stdin.is_terminal();
+    if let Err(e) = installed {
+        let message = format!("cannot install signal handlers: {e}");
+        if !on_terminal {
+            return Err(fail(&message));
+        }
+        Logger::open(LogTarget::Syslog).log(Level::Error, &message);
+        return Err(ExitCode::from(USAGE));
+    }
+    let mut log = Vec::new();
+    if let Err(e) = fds::close_inherited() {
+        log.push((
+            Level::Error,
+            format!("cannot close inherited descriptors: {e}"),
+        ));
+    }
+    if on_terminal {
+        let fd = std::os::fd::AsFd::as_fd(&stdin);
+        if let Err(e) = terminal::make_raw(fd) {
+            log.push((
+                Level::Error,
+                format!(
+                    "cannot make the terminal raw: {e}; passwords may be echoed and requests cut"
+                ),
+            ));
+        }
+        match terminal::discard_input(fd) {
+            Ok(0) => {}
+            Ok(bytes) => log.push((
+                Level::Notice,
+                format!(
+                    "discarded {bytes} bytes of input waiting on the terminal at start, \
+                     unanswered: the terminal may have echoed them back as a reply"
+                ),
+            )),
+            Err(e) => log.push((
+                Level::Error,
+                format!(
+                    "cannot discard input waiting on the terminal: {e}; \
+                     if it was echoed, replies may be one behind"
+                ),
+            )),
+        }
+    }
+    Ok((on_terminal, log))
+}
+
 /// The shared replay store, when the configuration asks for one; an error
 /// names the line of `replay_store` and what went wrong.
 fn open_replay_store(config: &Config) -> Result<Option<SharedStore>, String> {
@@ -122,16 +175,69 @@ fn open_replay_store(config: &Config) -> Result<Option<SharedStore>, String> {
     else {
         return Ok(None);
     };
-    SharedStore::open(&store.path, config.replay_cache_size)
+    SharedStore::open(&store.path, config.replay_cache_size, unix_now())
         .map(Some)
         .map_err(|e| {
             format!(
-                "{}:{}: replay_store: cannot use {}: {e}",
+                "{}:{}: replay_store: {e}",
                 config.path.display(),
-                store.line,
-                store.path.display()
+                store.line
             )
         })
+}
+
+/// The shared replay store as it is now, read without creating, writing or
+/// locking anything (`check-config` and `verify` run as root in a folder the
+/// XMPP server's group can write to).
+fn read_replay_store(config: &Config) -> Result<Option<StoreSnapshot>, String> {
+    let Some(store) = config
+        .replay_store
+        .as_ref()
+        .filter(|_| config.replay_protection)
+    else {
+        return Ok(None);
+    };
+    StoreSnapshot::read(&store.path, config.replay_cache_size)
+        .map(Some)
+        .map_err(|e| {
+            format!(
+                "{}:{}: replay_store: {e}",
+                config.path.display(),
+                store.line
+            )
+        })
+}
+
+/// `verify`'s last check: a token the shared store remembers is refused as
+/// the helper would refuse it. Nothing is recorded.
+fn used_before(
+    config: &Config,
+    user: &str,
+    server: &str,
+    verified: &verify::Verified,
+    now: u64,
+) -> Result<(), String> {
+    let Some(snapshot) = read_replay_store(config)? else {
+        return Ok(());
+    };
+    let id = TokenId {
+        user,
+        server,
+        otp: verified.otp,
+        nonce: verified.nonce,
+    };
+    match snapshot.was_used(&id, now) {
+        true => Err(format!(
+            "{} (replay store {})",
+            ReplayError::Replayed,
+            config
+                .replay_store
+                .as_ref()
+                .map_or(Path::new(""), |s| &s.path)
+                .display()
+        )),
+        false => Ok(()),
+    }
 }
 
 /// Splits a bare JID and finds the keys of its domain.
@@ -196,17 +302,11 @@ fn run_command(command: Command, config: &Config) -> ExitCode {
             ExitCode::SUCCESS
         }
         Command::Verify { jid, token, at } => {
+            let now = at.unwrap_or_else(unix_now);
             let verdict = keys_for(config, &jid).and_then(|(user, server, keys)| {
-                verify::verify(
-                    keys,
-                    config.tokens,
-                    user,
-                    server,
-                    &token,
-                    at.unwrap_or_else(unix_now),
-                )
-                .map(|_| ())
-                .map_err(|refusal| refusal.to_string())
+                let verified = verify::verify(keys, config.tokens, user, server, &token, now)
+                    .map_err(|refusal| refusal.to_string())?;
+                used_before(config, user, server, &verified, now)
             });
             match verdict {
                 Ok(()) => {
@@ -220,9 +320,10 @@ fn run_command(command: Command, config: &Config) -> ExitCode {
             }
         }
         Command::CheckConfig => {
-            if let Err(message) = open_replay_store(config) {
-                return fail(&message);
-            }
+            let snapshot = match read_replay_store(config) {
+                Ok(snapshot) => snapshot,
+                Err(message) => return fail(&message),
+            };
             let tokens = config.tokens;
             println!("{}: OK", config.path.display());
             println!("  domains:  {}", config.describe_domains());
@@ -231,9 +332,17 @@ fn run_command(command: Command, config: &Config) -> ExitCode {
                 tokens.otp_digits, tokens.otp_interval, tokens.otp_window, tokens.nonce_digits
             );
             if config.replay_protection {
-                let memory = match &config.replay_store {
-                    Some(store) => format!("shared store {}", store.path.display()),
-                    None => "this process's memory".to_string(),
+                let memory = match (&config.replay_store, snapshot) {
+                    (Some(store), Some(snapshot)) if snapshot.exists() => format!(
+                        "shared store {} ({} tokens remembered now)",
+                        store.path.display(),
+                        snapshot.live_records(unix_now())
+                    ),
+                    (Some(store), _) => format!(
+                        "shared store {} (made by the first helper that starts)",
+                        store.path.display()
+                    ),
+                    (None, _) => "this process's memory".to_string(),
                 };
                 println!(
                     "  replay:   on, up to {} live tokens, in {memory}",

@@ -1,7 +1,8 @@
 //! Memory of accepted tokens, so that each one logs in at most once.
 //!
-//! An entry lives until the token's OTP step has left the acceptance window;
-//! after that the token cannot verify anyway. Keys are a SHA-256 digest of
+//! An entry lives until the token's OTP step has left the acceptance window,
+//! and then one whole token lifetime more (`Verified::remember_until`), so a
+//! clock stepped forward and back again never re-opens a used token. Keys are a SHA-256 digest of
 //! (JID, OTP, nonce), so every entry costs the same whatever the nonce length,
 //! and the number of entries is capped: when the cap is reached with live
 //! entries only, new tokens are refused (fail closed) instead of forgetting
@@ -17,24 +18,34 @@ pub const DEFAULT_CAPACITY: usize = 100_000;
 /// A token's identity in the replay memory: a digest of its [`TokenId`].
 pub type Key = [u8; 16];
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ReplayError {
     #[error("token was already used")]
     Replayed,
-    #[error("replay cache is full ({0} live tokens); refusing new tokens until some expire")]
+    #[error(
+        "replay cache is full ({0} live tokens): refusing new tokens until some expire; raise replay_cache_size"
+    )]
     Full(usize),
-    #[error("replay store failed ({0}); refusing tokens until it works again")]
-    Store(std::io::ErrorKind),
+    /// The shared store failed; the message names its path and the cause.
+    #[error("replay store failed, refusing tokens until it works again: {0}")]
+    Store(String),
+}
+
+impl ReplayError {
+    /// True for failures an operator must act on, not just note.
+    pub fn is_alarm(&self) -> bool {
+        !matches!(self, ReplayError::Replayed)
+    }
 }
 
 /// Where accepted tokens are remembered: this process's memory
 /// ([`ReplayCache`]), or a store shared by every helper process on the
 /// machine (`crate::replay_store`).
 pub trait ReplayMemory {
-    /// Records a token that verified at `now` and may verify until
-    /// `expires_at`. Fails if it was recorded before and is still live, or if
-    /// it cannot be remembered.
-    fn record(&mut self, id: &TokenId, now: u64, expires_at: u64) -> Result<(), ReplayError>;
+    /// Records a token that verified at `now`, to be remembered until
+    /// `until`. Fails if it was recorded before and is still remembered, or
+    /// if it cannot be remembered.
+    fn record(&mut self, id: &TokenId, now: u64, until: u64) -> Result<(), ReplayError>;
 }
 
 #[derive(Debug)]
@@ -87,22 +98,28 @@ impl ReplayCache {
     }
 
     /// [`ReplayMemory::record`] for a key already computed.
-    pub fn record_key(&mut self, key: Key, now: u64, expires_at: u64) -> Result<(), ReplayError> {
-        if let Some(&until) = self.entries.get(&key) {
-            if now < until {
-                return Err(ReplayError::Replayed);
+    pub fn record_key(&mut self, key: Key, now: u64, until: u64) -> Result<(), ReplayError> {
+        match self.entries.get(&key) {
+            Some(&remembered) if now < remembered => return Err(ReplayError::Replayed),
+            Some(_) => {}
+            None if self.entries.len() >= self.capacity => {
+                if now != self.last_sweep {
+                    self.last_sweep = now;
+                    self.entries.retain(|_, &mut until| now < until);
+                }
+                if self.entries.len() >= self.capacity {
+                    return Err(ReplayError::Full(self.entries.len()));
+                }
             }
-        } else if self.entries.len() >= self.capacity {
-            if now != self.last_sweep {
-                self.last_sweep = now;
-                self.entries.retain(|_, &mut until| now < until);
-            }
-            if self.entries.len() >= self.capacity {
-                return Err(ReplayError::Full(self.entries.len()));
-            }
+            None => {}
         }
-        self.entries.insert(key, expires_at);
+        self.entries.insert(key, until);
         Ok(())
+    }
+
+    /// Whether `key` is remembered as used at `now`.
+    pub fn contains(&self, key: &Key, now: u64) -> bool {
+        self.entries.get(key).is_some_and(|&until| now < until)
     }
 
     /// Takes in an entry another process recorded, without checks: it was
@@ -122,8 +139,8 @@ impl ReplayCache {
 }
 
 impl ReplayMemory for ReplayCache {
-    fn record(&mut self, id: &TokenId, now: u64, expires_at: u64) -> Result<(), ReplayError> {
-        self.record_key(key(id), now, expires_at)
+    fn record(&mut self, id: &TokenId, now: u64, until: u64) -> Result<(), ReplayError> {
+        self.record_key(key(id), now, until)
     }
 }
 

@@ -3,31 +3,57 @@
 //! accepted by one of them must be refused by all.
 //!
 //! The store is a file: an 8-byte magic, then fixed-size records (a 16-byte
-//! token key and its 8-byte expiry). Processes only append to it, holding an
-//! exclusive lock on a companion `.lock` file, so two processes racing with
-//! one token accept it exactly once. Each process mirrors the records in a
-//! [`ReplayCache`], reading only what others appended since its last look;
-//! the cache also enforces `replay_cache_size` over the whole store. When
-//! most records have expired, the process holding the lock writes the live
-//! ones to a new file and renames it over the old one; the others see the
-//! path name another file and read it afresh.
+//! token key and its 8-byte "remember until" time). Processes only append to
+//! it, holding an exclusive lock on a companion `.lock` file, so two
+//! processes racing with one token accept it exactly once. Each process
+//! mirrors the records in a [`ReplayCache`], reading only what others
+//! appended since its last look; the cache also enforces `replay_cache_size`
+//! over the whole store. When most records have expired, the process holding
+//! the lock writes the live ones to a new file and renames it over the old
+//! one; the others see the path name another file and read it afresh.
 //!
+//! # Stored format, version 1 (frozen)
+//! - magic `XTAREPL1` (the last byte is the version; another version is
+//!   refused by name, never read as this one);
+//! - records of 24 bytes: the key of [`replay::key`] (the first 16 bytes of
+//!   SHA-256 over user, server, OTP and nonce, each preceded by its length as
+//!   a big-endian u64), then the unix time until which the token must be
+//!   remembered, big-endian u64;
+//! - a torn record at the end (a crash mid-write) is ignored and overwritten.
+//!
+//! Changing any of this is a new version. The `stored_format_is_frozen` test
+//! pins it.
+//!
+//! # What the folder's other users can do
+//! The folder is shared with the XMPP server's group, so any member can plant
+//! files there. Every store file is opened without following symbolic links
+//! and used only if it is a regular file with one link; a store larger than
+//! `replay_cache_size` could ever make is refused as damaged, never read
+//! whole; compaction writes to an unpredictable name created exclusively.
 //! Every failure refuses the token (fail closed) and is reported as
-//! [`ReplayError::Store`]; the helper never exits over it.
+//! [`ReplayError::Store`] naming the path and the cause; the helper never
+//! exits over it. A group member can still delete or fill the store, which
+//! re-opens tokens of the last window or refuses logins: see the README.
 
 use crate::replay::{self, Key, ReplayCache, ReplayError, ReplayMemory, TokenId};
+use std::ffi::OsString;
 use std::fs::{File, OpenOptions};
-use std::io::{self, Write};
+use std::io;
 use std::os::unix::fs::{FileExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
+/// Names the format and its version (the last byte).
 const MAGIC: &[u8; 8] = b"XTAREPL1";
 const HEADER: u64 = MAGIC.len() as u64;
 const RECORD: u64 = 24;
 /// Below this many records a store is never compacted: not worth a rewrite.
 const COMPACT_MIN: u64 = 4096;
+/// Records read per chunk: memory for reading never depends on the file.
+const CHUNK_RECORDS: u64 = 4096;
 /// Every member of the group may use the store (the XMPP servers' users).
 const MODE: u32 = 0o660;
+/// Compaction's temporary files are `NAME.compact-RANDOM`.
+const COMPACT_INFIX: &str = ".compact-";
 
 #[derive(Debug)]
 pub struct SharedStore {
@@ -45,27 +71,151 @@ pub struct SharedStore {
     last_compaction_check: u64,
 }
 
-/// Opens `path` for reading and writing, creating it group-writable if it
-/// does not exist. An existing file is left as its owner made it.
-fn open_shared(path: &Path) -> io::Result<File> {
-    let mut options = OpenOptions::new();
-    options.read(true).write(true).mode(MODE);
-    match options.clone().create_new(true).open(path) {
-        Ok(created) => {
-            // The umask may have taken group write away: put it back.
-            created.set_permissions(std::fs::Permissions::from_mode(MODE))?;
-            Ok(created)
+/// A failure with the store, said so that an operator can act on it.
+#[derive(Debug)]
+pub struct StoreError {
+    path: PathBuf,
+    problem: Problem,
+}
+
+#[derive(Debug)]
+enum Problem {
+    Io(&'static str, io::Error),
+    SymbolicLink,
+    NotRegular(&'static str),
+    HardLinks(u64),
+    TooLarge { len: u64, max: u64 },
+    NotAStore,
+    Version(u8),
+}
+
+impl std::fmt::Display for StoreError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let path = self.path.display();
+        match &self.problem {
+            Problem::Io(what, e) => write!(f, "{path}: cannot {what}: {e}"),
+            Problem::SymbolicLink => write!(
+                f,
+                "{path} is a symbolic link; replay store files must be regular files: remove it"
+            ),
+            Problem::NotRegular(kind) => write!(
+                f,
+                "{path} is {kind}, not a regular file; remove it and point replay_store at a file in a folder of its own"
+            ),
+            Problem::HardLinks(n) => write!(
+                f,
+                "{path} has {n} hard links; a replay store file has one: remove it"
+            ),
+            Problem::TooLarge { len, max } => write!(
+                f,
+                "{path} is {len} bytes, more than replay_cache_size could ever need ({max}); \
+                 it is damaged or planted: stop the helpers, remove it, and start them again"
+            ),
+            Problem::NotAStore => write!(
+                f,
+                "{path} is not a replay store (no XTAREPL1 header): point replay_store elsewhere or remove it"
+            ),
+            Problem::Version(v) => write!(
+                f,
+                "{path} is a replay store of format version {}, this helper reads version 1: \
+                 stop every helper of the other version first",
+                char::from(*v)
+            ),
         }
-        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => options.open(path),
-        Err(e) => Err(e),
     }
 }
 
-/// One record as stored: the key, then the expiry big-endian.
-fn encode(key: &Key, expires_at: u64) -> [u8; RECORD as usize] {
+impl std::error::Error for StoreError {}
+
+impl From<StoreError> for ReplayError {
+    fn from(e: StoreError) -> ReplayError {
+        ReplayError::Store(e.to_string())
+    }
+}
+
+/// The most bytes a store can hold for `capacity` live tokens: compaction
+/// keeps it under twice the live records (checked at least every
+/// `2 × capacity` appends), plus the minimum worth compacting.
+fn max_len(capacity: usize) -> u64 {
+    HEADER + RECORD * (4 * capacity as u64 + COMPACT_MIN)
+}
+
+/// Opens a store file without following a symbolic link, without blocking
+/// on a FIFO and without taking a terminal, and checks that it is a regular
+/// file with a single link. `create` makes a missing file, group-writable;
+/// an existing file is left as its owner made it.
+fn open_file(path: &Path, write: bool, create: bool) -> Result<File, StoreError> {
+    let fail = |problem| StoreError {
+        path: path.to_owned(),
+        problem,
+    };
+    let mut options = OpenOptions::new();
+    options
+        .read(true)
+        .write(write)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NOCTTY | libc::O_NONBLOCK)
+        .mode(MODE);
+    let opened = if create {
+        match options.clone().create_new(true).open(path) {
+            Ok(created) => {
+                // The umask may have taken group write away: put it back.
+                created
+                    .set_permissions(std::fs::Permissions::from_mode(MODE))
+                    .map_err(|e| fail(Problem::Io("set its mode", e)))?;
+                Ok(created)
+            }
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => options.open(path),
+            Err(e) => Err(e),
+        }
+    } else {
+        options.open(path)
+    };
+    let file = opened.map_err(|e| match e.raw_os_error() {
+        Some(libc::ELOOP) => fail(Problem::SymbolicLink),
+        Some(libc::EISDIR) => fail(Problem::NotRegular("a folder")),
+        Some(libc::ENXIO) => fail(Problem::NotRegular("a socket or another special file")),
+        _ => fail(Problem::Io("open it", e)),
+    })?;
+    check_file(&file).map_err(fail)?;
+    Ok(file)
+}
+
+fn check_file(file: &File) -> Result<std::fs::Metadata, Problem> {
+    use std::os::unix::fs::FileTypeExt;
+    let meta = file.metadata().map_err(|e| Problem::Io("stat it", e))?;
+    let kind = meta.file_type();
+    let other = if kind.is_file() {
+        None
+    } else if kind.is_dir() {
+        Some("a folder")
+    } else if kind.is_char_device() {
+        Some("a character device")
+    } else if kind.is_block_device() {
+        Some("a block device")
+    } else if kind.is_fifo() {
+        Some("a FIFO")
+    } else if kind.is_socket() {
+        Some("a socket")
+    } else {
+        Some("not a file")
+    };
+    match other {
+        Some(kind) => Err(Problem::NotRegular(kind)),
+        None if meta.nlink() > 1 => Err(Problem::HardLinks(meta.nlink())),
+        None => Ok(meta),
+    }
+}
+
+/// The inode a path names now, without following a symbolic link.
+fn inode_at(path: &Path) -> Option<u64> {
+    std::fs::symlink_metadata(path).ok().map(|m| m.ino())
+}
+
+/// One record as stored: the key, then the time big-endian.
+fn encode(key: &Key, until: u64) -> [u8; RECORD as usize] {
     let mut record = [0u8; RECORD as usize];
     record[..16].copy_from_slice(key);
-    record[16..].copy_from_slice(&expires_at.to_be_bytes());
+    record[16..].copy_from_slice(&until.to_be_bytes());
     record
 }
 
@@ -78,20 +228,71 @@ fn decode(record: &[u8]) -> (Key, u64) {
     )
 }
 
-fn io_error(error: io::Error) -> ReplayError {
-    ReplayError::Store(error.kind())
+/// What a store file holds: how long its header is valid for, or why not.
+enum Header {
+    /// Empty, or a torn first write: safe to (re)initialise.
+    Missing,
+    Valid,
+}
+
+fn read_header(file: &File, len: u64) -> Result<Header, Problem> {
+    let mut head = [0u8; MAGIC.len()];
+    let n = (len.min(HEADER)) as usize;
+    file.read_exact_at(&mut head[..n], 0)
+        .map_err(|e| Problem::Io("read its header", e))?;
+    if n < MAGIC.len() {
+        return match MAGIC.starts_with(&head[..n]) {
+            true => Ok(Header::Missing),
+            false => Err(Problem::NotAStore),
+        };
+    }
+    if &head == MAGIC {
+        Ok(Header::Valid)
+    } else if head[..7] == MAGIC[..7] {
+        Err(Problem::Version(head[7]))
+    } else {
+        Err(Problem::NotAStore)
+    }
+}
+
+/// Reads the complete records of `file` from `offset` to `end` into
+/// `into`, a bounded chunk at a time.
+fn read_records(file: &File, mut offset: u64, end: u64, into: &mut ReplayCache) -> io::Result<()> {
+    let mut chunk = vec![0u8; (CHUNK_RECORDS * RECORD) as usize];
+    while offset < end {
+        let n = (end - offset).min(CHUNK_RECORDS * RECORD) as usize;
+        file.read_exact_at(&mut chunk[..n], offset)?;
+        for record in chunk[..n].chunks_exact(RECORD as usize) {
+            let (key, until) = decode(record);
+            into.remember(key, until);
+        }
+        offset += n as u64;
+    }
+    Ok(())
+}
+
+/// The end of the last complete record of a file `len` bytes long.
+fn records_end(len: u64) -> u64 {
+    HEADER + len.saturating_sub(HEADER) / RECORD * RECORD
 }
 
 impl SharedStore {
     /// Opens the store at `path`, creating it (and its lock file) if needed.
-    pub fn open(path: &Path, capacity: usize) -> io::Result<SharedStore> {
-        let lock_path = lock_path(path);
-        let lock = open_shared(&lock_path)?;
-        let data = open_shared(path)?;
+    pub fn open(path: &Path, capacity: usize, now: u64) -> Result<SharedStore, StoreError> {
+        let lock_path = sibling(path, ".lock");
+        let lock = open_file(&lock_path, true, true)?;
+        let data = open_file(path, true, true)?;
+        let inode = data
+            .metadata()
+            .map_err(|e| StoreError {
+                path: path.to_owned(),
+                problem: Problem::Io("stat it", e),
+            })?
+            .ino();
         let mut store = SharedStore {
             path: path.to_owned(),
             lock_path,
-            inode: data.metadata()?.ino(),
+            inode,
             lock,
             data,
             offset: 0,
@@ -99,65 +300,113 @@ impl SharedStore {
             mirror: ReplayCache::new(capacity),
             last_compaction_check: 0,
         };
-        let result = store.lock().and_then(|()| store.sync());
-        store.lock.unlock()?;
-        result.map(|()| store)
+        store.locked(|store| {
+            store.remove_stale_compactions();
+            store.sync(now)
+        })?;
+        Ok(store)
+    }
+
+    fn fail(&self, problem: Problem) -> StoreError {
+        StoreError {
+            path: self.path.clone(),
+            problem,
+        }
+    }
+
+    /// Runs `f` holding the exclusive lock.
+    fn locked<T>(
+        &mut self,
+        f: impl FnOnce(&mut Self) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        self.lock()?;
+        let result = f(self);
+        let unlocked = self.lock.unlock().map_err(|e| StoreError {
+            path: self.lock_path.clone(),
+            problem: Problem::Io("unlock it", e),
+        });
+        let value = result?;
+        unlocked.map(|()| value)
+    }
+
+    /// Takes the exclusive lock, on the lock file that is at its path now: a
+    /// lock on a file someone removed would exclude no one.
+    fn lock(&mut self) -> Result<(), StoreError> {
+        let fail = |what, e| StoreError {
+            path: self.lock_path.clone(),
+            problem: Problem::Io(what, e),
+        };
+        loop {
+            self.lock.lock().map_err(|e| fail("lock it", e))?;
+            let ours = self.lock.metadata().map_err(|e| fail("stat it", e))?.ino();
+            if inode_at(&self.lock_path) == Some(ours) {
+                return Ok(());
+            }
+            self.lock.unlock().map_err(|e| fail("unlock it", e))?;
+            self.lock = open_file(&self.lock_path, true, true)?;
+        }
     }
 
     /// Brings the mirror up to date with the file. Called with the lock held.
-    fn sync(&mut self) -> io::Result<()> {
+    fn sync(&mut self, now: u64) -> Result<(), StoreError> {
         // Another inode, or none: compacted by another process, or removed
-        // (then it is made anew).
-        let on_disk = std::fs::metadata(&self.path).ok().map(|m| m.ino());
-        if on_disk != Some(self.inode) {
-            self.data = open_shared(&self.path)?;
-            self.inode = self.data.metadata()?.ino();
+        // or replaced. What this process knew stays in its mirror.
+        if inode_at(&self.path) != Some(self.inode) {
+            self.data = open_file(&self.path, true, true)?;
+            self.inode = self
+                .data
+                .metadata()
+                .map_err(|e| self.fail(Problem::Io("stat it", e)))?
+                .ino();
             self.offset = 0;
-            self.mirror = ReplayCache::new(self.capacity);
         }
-        let len = self.data.metadata()?.len();
+        let len = check_file(&self.data).map_err(|p| self.fail(p))?.len();
+        let max = max_len(self.capacity);
+        if len > max {
+            return Err(self.fail(Problem::TooLarge { len, max }));
+        }
+        // Shorter than what was read: cut by someone. Read it from the start
+        // and write back what this process remembers.
+        let shrunk = len < self.offset;
+        if shrunk {
+            self.offset = 0;
+        }
         if self.offset == 0 {
-            if len == 0 {
-                self.data.write_all_at(MAGIC, 0)?;
-            } else {
-                let mut magic = [0u8; MAGIC.len()];
-                self.data.read_exact_at(&mut magic, 0)?;
-                if &magic != MAGIC {
-                    return Err(io::Error::new(
-                        io::ErrorKind::InvalidData,
-                        format!("{} is not a replay store", self.path.display()),
-                    ));
-                }
+            if let Header::Missing = read_header(&self.data, len).map_err(|p| self.fail(p))? {
+                self.data
+                    .write_all_at(MAGIC, 0)
+                    .map_err(|e| self.fail(Problem::Io("write its header", e)))?;
             }
             self.offset = HEADER;
         }
-        // A record cut short by a crash is ignored, and overwritten next.
-        let end = HEADER + len.saturating_sub(HEADER) / RECORD * RECORD;
+        let end = records_end(len);
         if end > self.offset {
-            let mut records = vec![0u8; (end - self.offset) as usize];
-            self.data.read_exact_at(&mut records, self.offset)?;
-            for record in records.chunks_exact(RECORD as usize) {
-                let (key, until) = decode(record);
-                self.mirror.remember(key, until);
-            }
+            read_records(&self.data, self.offset, end, &mut self.mirror)
+                .map_err(|e| self.fail(Problem::Io("read it", e)))?;
             self.offset = end;
+        }
+        if shrunk {
+            self.rewrite(now)?;
         }
         Ok(())
     }
 
-    fn append(&mut self, key: Key, expires_at: u64) -> io::Result<()> {
+    fn append(&mut self, key: Key, until: u64) -> Result<(), StoreError> {
         self.data
-            .write_all_at(&encode(&key, expires_at), self.offset)?;
+            .write_all_at(&encode(&key, until), self.offset)
+            .map_err(|e| self.fail(Problem::Io("append to it", e)))?;
         self.offset += RECORD;
         Ok(())
     }
 
     /// Rewrites the store with its live records when they are under half of
     /// a large file. Called with the lock held.
-    fn compact(&mut self, now: u64) -> io::Result<()> {
+    fn compact(&mut self, now: u64) -> Result<(), StoreError> {
         let records = (self.offset - HEADER) / RECORD;
-        // Counting live records walks the mirror: once a second is enough.
-        if records < COMPACT_MIN || now == self.last_compaction_check {
+        // Counting live records walks the mirror: once a second is enough,
+        // unless the file nears the most it may hold.
+        let due = records >= 2 * self.capacity as u64 || now != self.last_compaction_check;
+        if records < COMPACT_MIN || !due {
             return Ok(());
         }
         self.last_compaction_check = now;
@@ -165,59 +414,176 @@ impl SharedStore {
         if records < 2 * live {
             return Ok(());
         }
-        let fresh = self
-            .path
-            .with_extension(format!("compact-{}", std::process::id()));
-        let mut bytes = Vec::with_capacity((HEADER + RECORD * live) as usize);
+        self.rewrite(now)
+    }
+
+    /// Replaces the store by a file of this process's live records, written
+    /// under an unpredictable name created exclusively, then renamed over
+    /// it. Called with the lock held.
+    fn rewrite(&mut self, now: u64) -> Result<(), StoreError> {
+        let mut random = [0u8; 8];
+        getrandom::fill(&mut random).map_err(|e| {
+            self.fail(Problem::Io(
+                "name a compaction file",
+                io::Error::other(e.to_string()),
+            ))
+        })?;
+        let fresh = sibling(
+            &self.path,
+            &format!("{COMPACT_INFIX}{:016x}", u64::from_ne_bytes(random)),
+        );
+        let mut bytes = Vec::with_capacity(MAGIC.len() + RECORD as usize * self.mirror.len());
         bytes.extend_from_slice(MAGIC);
         for (key, until) in self.mirror.live(now) {
             bytes.extend_from_slice(&encode(key, until));
         }
-        let _ = std::fs::remove_file(&fresh);
-        let mut file = open_shared(&fresh)?;
-        file.write_all(&bytes)?;
-        std::fs::rename(&fresh, &self.path)?;
-        self.inode = file.metadata()?.ino();
+        // create_new: O_EXCL, which also refuses a symbolic link planted there.
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_NOCTTY)
+            .mode(MODE)
+            .open(&fresh)
+            .and_then(|file| {
+                file.set_permissions(std::fs::Permissions::from_mode(MODE))?;
+                file.write_all_at(&bytes, 0)?;
+                std::fs::rename(&fresh, &self.path)?;
+                Ok(file)
+            });
+        let file = match file {
+            Ok(file) => file,
+            Err(e) => {
+                let _ = std::fs::remove_file(&fresh);
+                return Err(self.fail(Problem::Io("compact it", e)));
+            }
+        };
+        self.inode = file
+            .metadata()
+            .map_err(|e| self.fail(Problem::Io("stat it", e)))?
+            .ino();
         self.data = file;
         self.offset = bytes.len() as u64;
         Ok(())
     }
 
-    /// Takes the exclusive lock, on the lock file that is at its path now: a
-    /// lock on a file someone removed would exclude no one.
-    fn lock(&mut self) -> io::Result<()> {
-        loop {
-            self.lock.lock()?;
-            let at_path = std::fs::metadata(&self.lock_path).ok().map(|m| m.ino());
-            if at_path == Some(self.lock.metadata()?.ino()) {
-                return Ok(());
+    /// Removes compaction files left by a process killed while compacting.
+    /// Called with the lock held, when no one can be compacting.
+    fn remove_stale_compactions(&self) {
+        let (Some(folder), Some(name)) = (self.path.parent(), self.path.file_name()) else {
+            return;
+        };
+        let folder = if folder.as_os_str().is_empty() {
+            Path::new(".")
+        } else {
+            folder
+        };
+        let mut prefix = name.to_owned();
+        prefix.push(COMPACT_INFIX);
+        let prefix = prefix.as_encoded_bytes();
+        let Ok(entries) = std::fs::read_dir(folder) else {
+            return;
+        };
+        for entry in entries.flatten() {
+            if entry.file_name().as_encoded_bytes().starts_with(prefix) {
+                // Removing a planted link removes the link, not its target.
+                let _ = std::fs::remove_file(entry.path());
             }
-            self.lock.unlock()?;
-            self.lock = open_shared(&self.lock_path)?;
         }
     }
 }
 
 impl ReplayMemory for SharedStore {
-    fn record(&mut self, id: &TokenId, now: u64, expires_at: u64) -> Result<(), ReplayError> {
-        self.lock().map_err(io_error)?;
-        let result = self.sync().map_err(io_error).and_then(|()| {
-            let key = replay::key(id);
-            self.mirror.record_key(key, now, expires_at)?;
-            self.append(key, expires_at).map_err(io_error)
-        });
-        if result.is_ok() {
-            // The token is recorded; a failed clean-up is retried next time.
-            let _ = self.compact(now);
-        }
-        let unlocked = self.lock.unlock().map_err(io_error);
-        result.and(unlocked)
+    fn record(&mut self, id: &TokenId, now: u64, until: u64) -> Result<(), ReplayError> {
+        let key = replay::key(id);
+        let mut outcome = Ok(());
+        self.locked(|store| {
+            store.sync(now)?;
+            outcome = store.mirror.record_key(key, now, until);
+            if outcome.is_ok() {
+                store.append(key, until)?;
+                // The token is recorded; a failed clean-up is retried next time.
+                let _ = store.compact(now);
+            }
+            Ok(())
+        })?;
+        outcome
     }
 }
 
-fn lock_path(path: &Path) -> PathBuf {
-    let mut name = path.as_os_str().to_owned();
-    name.push(".lock");
+/// A look at a store without creating, writing or locking anything: for
+/// `check-config` and `verify`, which root may run in a folder that other
+/// users can write to.
+#[derive(Debug)]
+pub struct StoreSnapshot {
+    /// `None` when the store does not exist yet.
+    records: Option<ReplayCache>,
+}
+
+impl StoreSnapshot {
+    pub fn read(path: &Path, capacity: usize) -> Result<StoreSnapshot, StoreError> {
+        let lock_path = sibling(path, ".lock");
+        for file in [&lock_path, &path.to_path_buf()] {
+            match open_file(file, false, false) {
+                Err(StoreError {
+                    problem: Problem::Io(_, e),
+                    ..
+                }) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => return Err(e),
+                Ok(_) => {}
+            }
+        }
+        let fail = |problem| StoreError {
+            path: path.to_owned(),
+            problem,
+        };
+        let data = match open_file(path, false, false) {
+            Ok(data) => data,
+            Err(StoreError {
+                problem: Problem::Io(_, e),
+                ..
+            }) if e.kind() == io::ErrorKind::NotFound => {
+                return Ok(StoreSnapshot { records: None });
+            }
+            Err(e) => return Err(e),
+        };
+        let len = check_file(&data).map_err(fail)?.len();
+        let max = max_len(capacity);
+        if len > max {
+            return Err(fail(Problem::TooLarge { len, max }));
+        }
+        let mut records = ReplayCache::new(capacity);
+        if let Header::Valid = read_header(&data, len).map_err(fail)? {
+            read_records(&data, HEADER, records_end(len), &mut records)
+                .map_err(|e| fail(Problem::Io("read it", e)))?;
+        }
+        Ok(StoreSnapshot {
+            records: Some(records),
+        })
+    }
+
+    pub fn exists(&self) -> bool {
+        self.records.is_some()
+    }
+
+    /// Whether the token is remembered as used at `now`.
+    pub fn was_used(&self, id: &TokenId, now: u64) -> bool {
+        self.records
+            .as_ref()
+            .is_some_and(|records| records.contains(&replay::key(id), now))
+    }
+
+    pub fn live_records(&self, now: u64) -> usize {
+        self.records
+            .as_ref()
+            .map_or(0, |records| records.live(now).count())
+    }
+}
+
+/// `path` with `suffix` appended to its file name.
+fn sibling(path: &Path, suffix: &str) -> PathBuf {
+    let mut name: OsString = path.as_os_str().to_owned();
+    name.push(suffix);
     PathBuf::from(name)
 }
 
@@ -238,8 +604,8 @@ mod tests {
     fn a_token_recorded_by_one_process_is_a_replay_for_another() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("replay");
-        let mut first = SharedStore::open(&path, 100).unwrap();
-        let mut second = SharedStore::open(&path, 100).unwrap();
+        let mut first = SharedStore::open(&path, 100, 100).unwrap();
+        let mut second = SharedStore::open(&path, 100, 100).unwrap();
         assert_eq!(first.record(&id("alice", "1"), 100, 190), Ok(()));
         assert_eq!(
             second.record(&id("alice", "1"), 101, 190),
@@ -251,7 +617,7 @@ mod tests {
             Err(ReplayError::Replayed)
         );
         // A third process starting later sees both.
-        let mut third = SharedStore::open(&path, 100).unwrap();
+        let mut third = SharedStore::open(&path, 100, 100).unwrap();
         assert_eq!(
             third.record(&id("alice", "1"), 103, 190),
             Err(ReplayError::Replayed)
@@ -268,8 +634,8 @@ mod tests {
     fn the_cap_counts_every_process_entries_and_fails_closed() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("replay");
-        let mut first = SharedStore::open(&path, 2).unwrap();
-        let mut second = SharedStore::open(&path, 2).unwrap();
+        let mut first = SharedStore::open(&path, 2, 100).unwrap();
+        let mut second = SharedStore::open(&path, 2, 100).unwrap();
         first.record(&id("a", "1"), 100, 190).unwrap();
         second.record(&id("b", "1"), 100, 190).unwrap();
         assert_eq!(
@@ -283,8 +649,8 @@ mod tests {
     fn compaction_keeps_live_tokens_for_every_process() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("replay");
-        let mut writer = SharedStore::open(&path, 100_000).unwrap();
-        let mut reader = SharedStore::open(&path, 100_000).unwrap();
+        let mut writer = SharedStore::open(&path, 100_000, 100).unwrap();
+        let mut reader = SharedStore::open(&path, 100_000, 100).unwrap();
         let nonces: Vec<String> = (0..COMPACT_MIN + 10).map(|n| n.to_string()).collect();
         for nonce in &nonces[..COMPACT_MIN as usize] {
             writer.record(&id("old", nonce), 100, 190).unwrap();
@@ -321,17 +687,19 @@ mod tests {
     fn a_store_is_created_group_writable_and_a_foreign_file_is_refused() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("replay");
-        SharedStore::open(&path, 10).unwrap();
+        SharedStore::open(&path, 10, 100).unwrap();
         let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, 0o660);
         let foreign = dir.path().join("config.toml");
         std::fs::write(&foreign, "token_secret = \"x\"\n").unwrap();
         std::fs::set_permissions(&foreign, std::fs::Permissions::from_mode(0o600)).unwrap();
-        let error = SharedStore::open(&foreign, 10).unwrap_err();
+        let error = SharedStore::open(&foreign, 10, 100).unwrap_err();
         let mode = std::fs::metadata(&foreign).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, 0o600, "a file that is not a store keeps its mode");
         assert!(
-            error.to_string().contains("is not a replay store"),
+            error
+                .to_string()
+                .contains("config.toml is not a replay store"),
             "{error}"
         );
         assert_eq!(
@@ -344,11 +712,11 @@ mod tests {
     fn a_removed_store_or_lock_file_is_made_anew_and_still_shared() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("replay");
-        let mut first = SharedStore::open(&path, 10).unwrap();
-        let mut second = SharedStore::open(&path, 10).unwrap();
+        let mut first = SharedStore::open(&path, 10, 100).unwrap();
+        let mut second = SharedStore::open(&path, 10, 100).unwrap();
         first.record(&id("a", "1"), 100, 190).unwrap();
         std::fs::remove_file(&path).unwrap();
-        std::fs::remove_file(lock_path(&path)).unwrap();
+        std::fs::remove_file(sibling(&path, ".lock")).unwrap();
         // What was only in the removed file is forgotten, but the two
         // processes meet again in the new files.
         assert_eq!(second.record(&id("a", "2"), 100, 190), Ok(()));
@@ -366,15 +734,16 @@ mod tests {
     fn a_torn_record_at_the_end_is_ignored() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("replay");
-        let mut store = SharedStore::open(&path, 10).unwrap();
+        let mut store = SharedStore::open(&path, 10, 100).unwrap();
         store.record(&id("a", "1"), 100, 190).unwrap();
-        OpenOptions::new()
-            .append(true)
+        let len = std::fs::metadata(&path).unwrap().len();
+        File::options()
+            .write(true)
             .open(&path)
             .unwrap()
-            .write_all(&[7; 5])
+            .write_all_at(&[7; 5], len)
             .unwrap();
-        let mut other = SharedStore::open(&path, 10).unwrap();
+        let mut other = SharedStore::open(&path, 10, 100).unwrap();
         assert_eq!(
             other.record(&id("a", "1"), 100, 190),
             Err(ReplayError::Replayed)
@@ -384,5 +753,283 @@ mod tests {
             store.record(&id("a", "2"), 100, 190),
             Err(ReplayError::Replayed)
         );
+    }
+
+    fn store_error(path: &Path) -> String {
+        SharedStore::open(path, 100, 100).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn stored_format_is_frozen() {
+        // Changing the key derivation or the record layout silently misses
+        // every entry written by helpers of the previous version: it must be
+        // a new format version instead. The key was computed with Python's
+        // hashlib: sha256(b"".join(len(f).to_bytes(8, "big") + f for f in
+        // (b"alice", b"example.org", b"12345678", b"1")))[:16].
+        let key = replay::key(&id("alice", "1"));
+        assert_eq!(
+            key,
+            [
+                0x3b, 0x9c, 0xd8, 0xc1, 0x33, 0x74, 0x44, 0xf4, 0xf1, 0x3d, 0xf7, 0xf5, 0x99, 0xf4,
+                0xe8, 0x1c
+            ]
+        );
+        let record = encode(&key, 0x0102_0304_0506_0708);
+        assert_eq!(&record[..16], &key);
+        assert_eq!(&record[16..], &[1, 2, 3, 4, 5, 6, 7, 8]);
+        assert_eq!(MAGIC, b"XTAREPL1");
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("replay");
+        let mut file = MAGIC.to_vec();
+        file.extend_from_slice(&encode(&key, 1000));
+        std::fs::write(&path, &file).unwrap();
+        let mut store = SharedStore::open(&path, 100, 100).unwrap();
+        assert_eq!(
+            store.record(&id("alice", "1"), 100, 190),
+            Err(ReplayError::Replayed)
+        );
+    }
+
+    #[test]
+    fn another_format_version_is_refused_by_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("replay");
+        std::fs::write(&path, b"XTAREPL2").unwrap();
+        let error = store_error(&path);
+        assert!(error.contains("format version 2"), "{error}");
+        assert_eq!(std::fs::read(&path).unwrap(), b"XTAREPL2");
+    }
+
+    #[test]
+    fn a_symbolic_link_is_refused_and_its_target_left_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("someone-elses-file");
+        std::fs::write(&target, b"").unwrap();
+        for (link, at) in [("replay", "replay"), ("other.lock", "other")] {
+            let link = dir.path().join(link);
+            std::os::unix::fs::symlink(&target, &link).unwrap();
+            let error = store_error(&dir.path().join(at));
+            assert!(
+                error.contains(&format!("{} is a symbolic link", link.display())),
+                "{error}"
+            );
+            assert_eq!(
+                std::fs::read(&target).unwrap(),
+                b"",
+                "the target is unchanged"
+            );
+            std::fs::remove_file(&link).unwrap();
+        }
+    }
+
+    #[test]
+    fn a_store_swapped_for_a_link_while_running_fails_closed() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("replay");
+        let target = dir.path().join("target");
+        std::fs::write(&target, b"").unwrap();
+        let mut store = SharedStore::open(&path, 100, 100).unwrap();
+        std::fs::remove_file(&path).unwrap();
+        std::os::unix::fs::symlink(&target, &path).unwrap();
+        let error = store.record(&id("a", "1"), 100, 190).unwrap_err();
+        assert!(
+            matches!(&error, ReplayError::Store(m) if m.contains("is a symbolic link")),
+            "{error}"
+        );
+        assert_eq!(std::fs::read(&target).unwrap(), b"");
+    }
+
+    #[test]
+    fn devices_fifos_and_folders_are_refused_without_blocking() {
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("fifo");
+        let c_path = std::ffi::CString::new(fifo.as_os_str().as_encoded_bytes()).unwrap();
+        // SAFETY: a valid NUL-terminated path; mkfifo only creates a node.
+        assert_eq!(unsafe { libc::mkfifo(c_path.as_ptr(), 0o660) }, 0);
+        let folder = dir.path().join("folder");
+        std::fs::create_dir(&folder).unwrap();
+        for (path, kind) in [
+            (Path::new("/dev/null"), "a character device"),
+            (fifo.as_path(), "a FIFO"),
+            (folder.as_path(), "a folder"),
+        ] {
+            // The lock file sits beside the store: use the path itself as
+            // the lock file's prefix by checking each file as the store.
+            let error = open_file(path, true, true).unwrap_err().to_string();
+            assert!(
+                error.contains(&format!("is {kind}, not a regular file")),
+                "{error}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_hard_linked_store_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("replay");
+        SharedStore::open(&path, 100, 100).unwrap();
+        std::fs::hard_link(&path, dir.path().join("elsewhere")).unwrap();
+        assert!(store_error(&path).contains("has 2 hard links"));
+    }
+
+    #[test]
+    fn a_huge_sparse_store_is_refused_without_reading_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("replay");
+        let file = File::create(&path).unwrap();
+        file.write_all_at(MAGIC, 0).unwrap();
+        file.set_len(200 << 30).unwrap(); // 200 GB, sparse
+        let error = store_error(&path);
+        assert!(
+            error.contains("is 214748364800 bytes, more than replay_cache_size could ever need"),
+            "{error}"
+        );
+        assert_eq!(
+            std::fs::metadata(&path).unwrap().len(),
+            200 << 30,
+            "never rebuilt"
+        );
+        // Grown that large while a helper runs: refused, not read.
+        std::fs::remove_file(&path).unwrap();
+        let mut store = SharedStore::open(&path, 100, 100).unwrap();
+        File::options()
+            .write(true)
+            .open(&path)
+            .unwrap()
+            .set_len(200 << 30)
+            .unwrap();
+        assert!(matches!(
+            store.record(&id("a", "1"), 100, 190),
+            Err(ReplayError::Store(m)) if m.contains("more than replay_cache_size")
+        ));
+    }
+
+    #[test]
+    fn a_store_truncated_under_running_helpers_keeps_every_token_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("replay");
+        let mut first = SharedStore::open(&path, 100, 100).unwrap();
+        let mut second = SharedStore::open(&path, 100, 100).unwrap();
+        first.record(&id("a", "1"), 100, 190).unwrap();
+        second.record(&id("a", "2"), 100, 190).unwrap();
+        File::options()
+            .write(true)
+            .open(&path)
+            .unwrap()
+            .set_len(0)
+            .unwrap();
+        // Both still refuse both tokens, and write what they know back.
+        assert_eq!(
+            second.record(&id("a", "1"), 101, 190),
+            Err(ReplayError::Replayed)
+        );
+        assert_eq!(
+            first.record(&id("a", "2"), 101, 190),
+            Err(ReplayError::Replayed)
+        );
+        assert_eq!(first.record(&id("a", "3"), 101, 190), Ok(()));
+        assert_eq!(
+            second.record(&id("a", "3"), 102, 190),
+            Err(ReplayError::Replayed)
+        );
+        // A helper started afterwards opens the store and knows all three.
+        let mut third = SharedStore::open(&path, 100, 103).unwrap();
+        for nonce in ["1", "2", "3"] {
+            assert_eq!(
+                third.record(&id("a", nonce), 103, 190),
+                Err(ReplayError::Replayed),
+                "{nonce}"
+            );
+        }
+        let header = &std::fs::read(&path).unwrap()[..8];
+        assert_eq!(header, MAGIC);
+    }
+
+    #[test]
+    fn an_empty_or_header_less_store_is_initialised() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("replay");
+        for content in [&b""[..], b"XTAR"] {
+            std::fs::write(&path, content).unwrap();
+            let mut store = SharedStore::open(&path, 100, 100).unwrap();
+            assert_eq!(store.record(&id("a", "1"), 100, 190), Ok(()));
+            assert_eq!(&std::fs::read(&path).unwrap()[..8], MAGIC);
+            std::fs::remove_file(&path).unwrap();
+        }
+    }
+
+    #[test]
+    fn stale_compaction_files_are_removed_and_a_planted_one_is_not_followed() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("replay");
+        let stale = dir.path().join("replay.compact-0000000000000001");
+        std::fs::write(&stale, b"left by a killed helper").unwrap();
+        let victim = dir.path().join("victim");
+        std::fs::write(&victim, b"precious").unwrap();
+        let planted = dir.path().join("replay.compact-0000000000000002");
+        std::os::unix::fs::symlink(&victim, &planted).unwrap();
+        let mut store = SharedStore::open(&path, 100_000, 100).unwrap();
+        assert!(!stale.exists() && planted.symlink_metadata().is_err());
+        // Compaction itself never writes through a name planted there.
+        for nonce in 0..COMPACT_MIN {
+            store
+                .record(&id("old", &nonce.to_string()), 100, 190)
+                .unwrap();
+        }
+        store.record(&id("new", "1"), 1000, 1090).unwrap();
+        assert_eq!(std::fs::read(&victim).unwrap(), b"precious");
+        assert_eq!(std::fs::metadata(&path).unwrap().len(), HEADER + RECORD);
+    }
+
+    #[test]
+    fn compaction_keeps_tokens_remembered_past_a_forward_clock_step() {
+        // Tokens are remembered one lifetime past their expiry
+        // (`Verified::remember_until`); a clock stepped forward by less than
+        // that and back again must find them still remembered.
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("replay");
+        let mut store = SharedStore::open(&path, 100_000, 100).unwrap();
+        store.record(&id("used", "1"), 100, 100 + 60 + 90).unwrap();
+        for nonce in 0..COMPACT_MIN {
+            store
+                .record(&id("old", &nonce.to_string()), 100, 101)
+                .unwrap();
+        }
+        // The clock jumps 90 s ahead: compaction runs, then it jumps back.
+        store.record(&id("ahead", "1"), 190, 340).unwrap();
+        assert!(std::fs::metadata(&path).unwrap().len() < HEADER + 10 * RECORD);
+        let mut other = SharedStore::open(&path, 100_000, 101).unwrap();
+        assert_eq!(
+            other.record(&id("used", "1"), 101, 250),
+            Err(ReplayError::Replayed)
+        );
+    }
+
+    #[test]
+    fn a_snapshot_reads_without_creating_writing_or_locking() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("replay");
+        let snapshot = StoreSnapshot::read(&path, 100).unwrap();
+        assert!(!snapshot.exists());
+        assert_eq!(
+            std::fs::read_dir(dir.path()).unwrap().count(),
+            0,
+            "nothing created"
+        );
+        let mut store = SharedStore::open(&path, 100, 100).unwrap();
+        store.record(&id("a", "1"), 100, 190).unwrap();
+        let before = std::fs::read(&path).unwrap();
+        let snapshot = StoreSnapshot::read(&path, 100).unwrap();
+        assert!(snapshot.was_used(&id("a", "1"), 150));
+        assert!(!snapshot.was_used(&id("a", "1"), 190));
+        assert!(!snapshot.was_used(&id("a", "2"), 150));
+        assert_eq!(std::fs::read(&path).unwrap(), before);
+        // The snapshot took no lock: the store is free to use meanwhile.
+        assert_eq!(store.record(&id("a", "2"), 101, 190), Ok(()));
+        // A planted device is refused, not opened for writing.
+        std::fs::remove_file(&path).unwrap();
+        std::os::unix::fs::symlink("/dev/null", &path).unwrap();
+        let error = StoreSnapshot::read(&path, 100).unwrap_err().to_string();
+        assert!(error.contains("is a symbolic link"), "{error}");
     }
 }
