@@ -436,8 +436,13 @@ fn an_unusable_replay_store_stops_the_helper_at_start_naming_the_line() {
     let served = setup.serve(&[], frame(b"isuser:a:b"));
     assert_eq!(served.status.code(), Some(2));
     assert!(served.stdout.is_empty());
-    let expected = "config.toml:5: replay_store: cannot use ";
+    let expected = "config.toml:5: replay_store: ";
     assert!(served.stderr.contains(expected), "{}", served.stderr);
+    assert!(
+        served.stderr.contains("no/such/folder/replay.lock: cannot open it"),
+        "{}",
+        served.stderr
+    );
     assert!(
         served.stderr.contains("No such file or directory"),
         "{}",
