@@ -6,9 +6,12 @@
 mod common;
 
 use common::*;
+use std::ffi::CString;
 use std::fs::File;
 use std::io::{Read, Write};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::net::UnixDatagram;
 use std::os::unix::process::CommandExt;
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
@@ -27,17 +30,54 @@ fn termios(fd: &File) -> libc::termios {
     }
 }
 
+fn set_termios(fd: &File, mode: &libc::termios) {
+    // SAFETY: setting the terminal mode through the master is allowed on Linux.
+    assert_eq!(
+        unsafe { libc::tcsetattr(fd.as_raw_fd(), libc::TCSANOW, mode) },
+        0
+    );
+}
+
+/// How the test host starts the helper.
+struct Start<'a> {
+    /// Descriptors of ours open in the helper as well (and the pty master
+    /// always), as lpty leaves Prosody's.
+    leaked: &'a [RawFd],
+    /// Echo turned off as lpty does, or left on.
+    echo_off: bool,
+    /// A request written before the helper runs, as Prosody writes its first
+    /// one right after fork() returns, racing with lpty's child: with `true`
+    /// while echo is still on (the host then reads the echo back, as Prosody
+    /// does, taking its own request for the reply), with `false` after the
+    /// child turned echo off.
+    early: Option<(&'a [u8], bool)>,
+    /// The helper's syslog goes to this socket instead of /dev/log.
+    syslog: Option<&'a Syslog>,
+    /// The kernel refuses the helper every change of terminal mode and every
+    /// way of closing inherited descriptors (needs `syslog`).
+    hobbled: bool,
+}
+
+impl Default for Start<'_> {
+    fn default() -> Self {
+        Start {
+            leaked: &[],
+            echo_off: true,
+            early: None,
+            syslog: None,
+            hobbled: false,
+        }
+    }
+}
+
 impl Pty {
     /// The helper on a terminal set up as lpty does: echo off, the rest of
     /// the kernel's cooked defaults left on.
     fn start(setup: &Setup) -> Pty {
-        Pty::start_with(setup, &[], true)
+        Pty::try_start(setup, Start::default()).unwrap()
     }
 
-    /// Starts the helper with `leaked` descriptors of ours open in it as well
-    /// (and the pty master always), as lpty leaves Prosody's, and with echo
-    /// turned off first as lpty does, or left on.
-    fn start_with(setup: &Setup, leaked: &[RawFd], echo_off: bool) -> Pty {
+    fn try_start(setup: &Setup, start: Start<'_>) -> std::io::Result<Pty> {
         let (mut master, mut slave) = (-1, -1);
         // SAFETY: openpty writes two descriptors; the null arguments ask for
         // the default name, settings and size.
@@ -52,26 +92,58 @@ impl Pty {
         };
         assert_eq!(rc, 0);
         // SAFETY: openpty returned these descriptors to us alone.
-        let (master, slave) = unsafe { (File::from_raw_fd(master), OwnedFd::from_raw_fd(slave)) };
+        let (mut master, slave) =
+            unsafe { (File::from_raw_fd(master), OwnedFd::from_raw_fd(slave)) };
         let mut mode = termios(&master);
-        if echo_off {
+        // Prosody's first request written while echo is still on: the
+        // terminal sends it back, and Prosody takes that for the reply.
+        if let Some((request, true)) = start.early {
+            master.write_all(request).unwrap();
+            // The echo, through the kernel's default output processing.
+            let mut echo = request.to_vec();
+            echo.pop();
+            echo.extend_from_slice(b"\r\n");
+            let mut got = Vec::new();
+            let deadline = Instant::now() + Duration::from_secs(5);
+            while got.len() < echo.len() && Instant::now() < deadline {
+                got.extend(read_for(&mut master, Duration::from_millis(100)));
+            }
+            assert_eq!(
+                String::from_utf8_lossy(&got),
+                String::from_utf8_lossy(&echo),
+                "the host reads its request back as the reply"
+            );
+        }
+        if start.echo_off {
             mode.c_lflag &= !libc::ECHO; // what lpty changes, and all it changes
         }
-        // SAFETY: setting the terminal mode through the master is allowed on Linux.
-        assert_eq!(
-            unsafe { libc::tcsetattr(master.as_raw_fd(), libc::TCSANOW, &mode) },
-            0
-        );
+        set_termios(&master, &mode);
+        // Written after lpty's child turned echo off, before the helper reads.
+        if let Some((request, false)) = start.early {
+            master.write_all(request).unwrap();
+            assert!(
+                read_for(&mut master, Duration::from_millis(100)).is_empty(),
+                "nothing is echoed"
+            );
+        }
 
         let mut command = setup.command(&[]);
         command
             .stdin(Stdio::from(slave.try_clone().unwrap()))
             .stdout(Stdio::from(slave.try_clone().unwrap()))
             .stderr(Stdio::from(slave));
-        let mut leaked = leaked.to_vec();
+        let mut leaked = start.leaked.to_vec();
         leaked.push(master.as_raw_fd());
+        let isolation = start
+            .syslog
+            .map(|syslog| Isolation::new(syslog, start.hobbled));
+        assert!(
+            isolation.is_some() || !start.hobbled,
+            "hobbled needs syslog"
+        );
         // SAFETY: setsid, ioctl and dup2 are async-signal-safe, as pre_exec
-        // requires, and `leaked` was allocated before the fork.
+        // requires, `leaked` was allocated before the fork, and so was
+        // everything `Isolation::enter` uses.
         unsafe {
             command.pre_exec(move || {
                 // Like lpty: a new session whose controlling terminal is the pty,
@@ -85,27 +157,60 @@ impl Pty {
                         return Err(std::io::Error::last_os_error());
                     }
                 }
-                Ok(())
+                match &isolation {
+                    Some(isolation) => isolation.enter(),
+                    None => Ok(()),
+                }
             });
         }
-        let child = command.spawn().unwrap();
+        let child = command.spawn()?;
         let pty = Pty { child, master };
-        pty.wait_for_raw_mode();
-        pty
+        pty.wait_until_reading();
+        if !start.hobbled {
+            assert!(pty.is_raw(), "helper never put the terminal in raw mode");
+        }
+        Ok(pty)
     }
 
-    /// The helper switches to raw mode as it starts. Requests sent before that
-    /// would meet the cooked terminal (Prosody issue 855), which no helper can
-    /// prevent, so the test host waits as Prosody in practice does.
-    fn wait_for_raw_mode(&self) {
+    /// Waits until the helper sleeps in the system call that waits for its
+    /// first request: it has started, and whatever it does to the terminal
+    /// and to input that was waiting there is done. (A real host does not
+    /// wait: requests that meet a helper still starting are not answered.)
+    fn wait_until_reading(&self) {
+        let proc = format!("/proc/{}", self.child.id());
         let deadline = Instant::now() + Duration::from_secs(10);
-        while termios(&self.master).c_lflag & libc::ICANON != 0 {
-            assert!(
-                Instant::now() < deadline,
-                "helper never put the terminal in raw mode"
-            );
+        loop {
+            // "running", or the number and arguments of the blocking call.
+            let waiting = match std::fs::read_to_string(format!("{proc}/syscall")) {
+                Ok(call) => {
+                    let mut fields = call.split_whitespace();
+                    let number = fields.next().and_then(|n| n.parse::<libc::c_long>().ok());
+                    match number {
+                        Some(libc::SYS_read) => fields.next() == Some("0x0"),
+                        Some(libc::SYS_ppoll) => true,
+                        #[cfg(target_arch = "x86_64")]
+                        Some(libc::SYS_poll) => true,
+                        _ => false,
+                    }
+                }
+                // Where ptrace is restricted: asleep, at least.
+                Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
+                    let stat = std::fs::read_to_string(format!("{proc}/stat")).unwrap();
+                    stat.rsplit_once(") ")
+                        .is_some_and(|(_, rest)| rest.starts_with('S'))
+                }
+                Err(_) => false,
+            };
+            if waiting {
+                return;
+            }
+            assert!(Instant::now() < deadline, "helper never waited for input");
             std::thread::sleep(Duration::from_millis(5));
         }
+    }
+
+    fn is_raw(&self) -> bool {
+        termios(&self.master).c_lflag & (libc::ICANON | libc::ECHO | libc::ISIG) == 0
     }
 
     /// Reads exactly `expected.len()` bytes, then checks nothing else follows.
@@ -123,25 +228,23 @@ impl Pty {
     }
 
     fn read_for(&mut self, timeout: Duration) -> Vec<u8> {
-        let mut poll = libc::pollfd {
-            fd: self.master.as_raw_fd(),
-            events: libc::POLLIN,
-            revents: 0,
-        };
-        // SAFETY: one valid pollfd.
-        let ready = unsafe { libc::poll(&mut poll, 1, timeout.as_millis() as i32) };
-        if ready <= 0 {
-            return Vec::new();
-        }
-        let mut buffer = [0u8; 4096];
-        match self.master.read(&mut buffer) {
-            Ok(n) => buffer[..n].to_vec(),
-            Err(_) => Vec::new(), // EIO once the helper has gone
-        }
+        read_for(&mut self.master, timeout)
     }
 
     fn send(&mut self, bytes: &[u8]) {
         self.master.write_all(bytes).unwrap();
+    }
+
+    /// SIGTERM, as an init system stopping Prosody's process group would.
+    fn terminate(self) {
+        let Pty { mut child, .. } = self;
+        // SAFETY: signalling our own child.
+        assert_eq!(
+            unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) },
+            0
+        );
+        let status = child.wait().unwrap();
+        assert_eq!(status.code(), Some(0), "{status:?}");
     }
 
     fn assert_alive(&mut self) {
@@ -164,6 +267,193 @@ impl Pty {
             );
             std::thread::sleep(Duration::from_millis(10));
         }
+    }
+}
+
+/// A syslog daemon of our own: a datagram socket named `log` in a folder
+/// that the helper sees as /dev (see `Isolation`).
+struct Syslog {
+    dir: tempfile::TempDir,
+    socket: UnixDatagram,
+}
+
+impl Syslog {
+    fn new() -> Syslog {
+        let dir = tempfile::tempdir().unwrap();
+        let socket = UnixDatagram::bind(dir.path().join("log")).unwrap();
+        Syslog { dir, socket }
+    }
+
+    /// The messages received until one contains `last` (or 5 s have passed),
+    /// and any that follow within 200 ms.
+    fn until(&self, last: &str) -> Vec<String> {
+        let mut lines: Vec<String> = Vec::new();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let mut stop = deadline;
+        while let Some(left) = stop.checked_duration_since(Instant::now()) {
+            self.socket
+                .set_read_timeout(Some(left.max(Duration::from_millis(1))))
+                .unwrap();
+            let mut buffer = [0u8; 4096];
+            let Ok(n) = self.socket.recv(&mut buffer) else {
+                break;
+            };
+            let line = String::from_utf8_lossy(&buffer[..n]).into_owned();
+            if line.contains(last) && stop == deadline {
+                stop = Instant::now() + Duration::from_millis(200);
+            }
+            lines.push(line);
+        }
+        lines
+    }
+}
+
+/// What a child does before exec to log to a `Syslog` and, `hobbled`, to
+/// find every way of changing the terminal's mode and of closing inherited
+/// descriptors refused: a private mount namespace (in a user namespace of
+/// its own unless we are root) with the syslog folder mounted over /dev (and
+/// over /proc), and a seccomp filter.
+struct Isolation {
+    dir: CString,
+    root: bool,
+    filter: Option<Vec<libc::sock_filter>>,
+}
+
+impl Isolation {
+    fn new(syslog: &Syslog, hobbled: bool) -> Isolation {
+        let dir = CString::new(syslog.dir.path().as_os_str().as_bytes()).unwrap();
+        // SAFETY: geteuid cannot fail.
+        let root = unsafe { libc::geteuid() } == 0;
+        Isolation {
+            dir,
+            root,
+            filter: hobbled.then(refuse_raw_mode_and_close_range),
+        }
+    }
+
+    /// # Safety
+    /// Only in a child between fork and exec: it changes the whole process.
+    unsafe fn enter(&self) -> std::io::Result<()> {
+        let check = |rc: libc::c_int| {
+            if rc < 0 {
+                Err(std::io::Error::last_os_error())
+            } else {
+                Ok(())
+            }
+        };
+        let null = std::ptr::null();
+        // SAFETY: system calls on valid C strings and a filter program that
+        // outlives the call; the caller is a child about to exec.
+        unsafe {
+            let flags = if self.root {
+                libc::CLONE_NEWNS
+            } else {
+                libc::CLONE_NEWNS | libc::CLONE_NEWUSER
+            };
+            check(libc::unshare(flags))?;
+            let private = libc::MS_REC | libc::MS_PRIVATE;
+            check(libc::mount(null, c"/".as_ptr(), null, private, null as _))?;
+            let dir = self.dir.as_ptr();
+            check(libc::mount(
+                dir,
+                c"/dev".as_ptr(),
+                null,
+                libc::MS_BIND,
+                null as _,
+            ))?;
+            if let Some(filter) = &self.filter {
+                // No /proc/self/fd to list descriptors from.
+                check(libc::mount(
+                    dir,
+                    c"/proc".as_ptr(),
+                    null,
+                    libc::MS_BIND,
+                    null as _,
+                ))?;
+                check(libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0))?;
+                let program = libc::sock_fprog {
+                    len: filter.len() as u16,
+                    filter: filter.as_ptr().cast_mut(),
+                };
+                check(libc::prctl(
+                    libc::PR_SET_SECCOMP,
+                    libc::SECCOMP_MODE_FILTER,
+                    &program as *const libc::sock_fprog,
+                ))?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A seccomp program: close_range fails with ENOSYS (as on kernels before
+/// 5.9), every ioctl that sets a terminal's mode with EPERM, all else runs.
+fn refuse_raw_mode_and_close_range() -> Vec<libc::sock_filter> {
+    use libc::{
+        BPF_ABS, BPF_JEQ, BPF_JMP, BPF_K, BPF_LD, BPF_RET, BPF_W, SECCOMP_RET_ALLOW,
+        SECCOMP_RET_ERRNO,
+    };
+    let statement = |code: u32, k: u32| libc::sock_filter {
+        code: code as u16,
+        jt: 0,
+        jf: 0,
+        k,
+    };
+    let jump_if = |k: u32, jt: u8, jf: u8| libc::sock_filter {
+        code: (BPF_JMP | BPF_JEQ | BPF_K) as u16,
+        jt,
+        jf,
+        k,
+    };
+    // The low half of the second argument (the ioctl request).
+    let request = if cfg!(target_endian = "little") {
+        24
+    } else {
+        28
+    };
+    let setters = [
+        libc::TCSETS,
+        libc::TCSETSW,
+        libc::TCSETSF,
+        libc::TCSETS2,
+        libc::TCSETSW2,
+        libc::TCSETSF2,
+    ];
+    let n = setters.len() as u8;
+    let mut program = vec![
+        statement(BPF_LD | BPF_W | BPF_ABS, 0), // the system call's number
+        jump_if(libc::SYS_close_range as u32, 0, 1),
+        statement(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | libc::ENOSYS as u32),
+        jump_if(libc::SYS_ioctl as u32, 1, 0),
+        statement(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+        statement(BPF_LD | BPF_W | BPF_ABS, request),
+    ];
+    for (i, setter) in setters.iter().enumerate() {
+        program.push(jump_if(*setter as u32, n - i as u8, 0));
+    }
+    program.push(statement(BPF_RET | BPF_K, SECCOMP_RET_ALLOW));
+    program.push(statement(
+        BPF_RET | BPF_K,
+        SECCOMP_RET_ERRNO | libc::EPERM as u32,
+    ));
+    program
+}
+
+fn read_for(master: &mut File, timeout: Duration) -> Vec<u8> {
+    let mut poll = libc::pollfd {
+        fd: master.as_raw_fd(),
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    // SAFETY: one valid pollfd.
+    let ready = unsafe { libc::poll(&mut poll, 1, timeout.as_millis() as i32) };
+    if ready <= 0 {
+        return Vec::new();
+    }
+    let mut buffer = [0u8; 4096];
+    match master.read(&mut buffer) {
+        Ok(n) => buffer[..n].to_vec(),
+        Err(_) => Vec::new(), // EIO once the helper has gone
     }
 }
 
@@ -240,7 +530,14 @@ fn descriptors_leaked_by_the_host_are_closed_so_hang_up_is_seen_and_ports_are_fr
     let setup = Setup::new("");
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let address = listener.local_addr().unwrap();
-    let mut pty = Pty::start_with(&setup, &[listener.as_raw_fd()], true);
+    let mut pty = Pty::try_start(
+        &setup,
+        Start {
+            leaked: &[listener.as_raw_fd()],
+            ..Start::default()
+        },
+    )
+    .unwrap();
     pty.send(b"isuser:alice:example.org\n");
     pty.expect(b"1\n");
 
@@ -285,7 +582,14 @@ fn a_signalled_helper_exits_zero_so_prosody_would_start_a_fresh_one() {
 #[test]
 fn a_terminal_left_entirely_in_its_default_cooked_mode_is_made_raw_too() {
     let setup = Setup::new("");
-    let mut pty = Pty::start_with(&setup, &[], false);
+    let mut pty = Pty::try_start(
+        &setup,
+        Start {
+            echo_off: false,
+            ..Start::default()
+        },
+    )
+    .unwrap();
     let token = token("alice@example.org", "55");
     pty.send(&line("alice@example.org", token.as_bytes()));
     pty.expect(b"1\n");
@@ -293,4 +597,95 @@ fn a_terminal_left_entirely_in_its_default_cooked_mode_is_made_raw_too() {
     pty.expect(b"0\n");
     pty.assert_alive();
     pty.hang_up();
+}
+
+/// The replies Prosody gets after the helper started with `early` (a wrong
+/// password) waiting on the terminal. Whatever happened to the early request,
+/// no reply may be shifted: had the helper answered it, every reply after it
+/// would be one behind, and each wrong password would get the `1` of the
+/// valid token before it and log in.
+fn replies_after_an_early_request(echoed: bool) {
+    let setup = Setup::new("log = \"syslog\"\n");
+    let syslog = Syslog::new();
+    let early = line("mallory@example.org", b"wrong-password");
+    let start = |syslog| Start {
+        early: Some((&early, echoed)),
+        syslog,
+        ..Start::default()
+    };
+    let (mut pty, logged) = match Pty::try_start(&setup, start(Some(&syslog))) {
+        Ok(pty) => (pty, true),
+        Err(e) => {
+            eprintln!("no syslog of our own ({e}): not checking the log");
+            (Pty::try_start(&setup, start(None)).unwrap(), false)
+        }
+    };
+    let valid = token("alice@example.org", "1");
+    pty.send(&line("alice@example.org", valid.as_bytes()));
+    pty.expect(b"1\n");
+    pty.send(&line("mallory@example.org", b"wrong-password"));
+    pty.expect(b"0\n");
+    let fresh = token("alice@example.org", "2");
+    pty.send(&line("alice@example.org", fresh.as_bytes()));
+    pty.expect(b"1\n");
+    pty.send(&line("mallory@example.org", b"another-wrong-one"));
+    pty.expect(b"0\n");
+    pty.hang_up();
+    if logged {
+        let lines = syslog.until("discarded");
+        // LOG_AUTHPRIV | LOG_NOTICE
+        assert!(
+            lines.iter().any(|l| l.starts_with("<85>")
+                && l.contains(&format!("discarded {} bytes", early.len()))),
+            "{lines:?}"
+        );
+    }
+}
+
+#[test]
+fn a_request_echoed_back_before_the_helper_started_is_never_answered() {
+    replies_after_an_early_request(true);
+}
+
+#[test]
+fn a_request_waiting_unechoed_when_the_helper_starts_is_not_answered_either() {
+    replies_after_an_early_request(false);
+}
+
+#[test]
+fn a_terminal_that_cannot_be_made_raw_is_logged_as_an_error_never_written_to() {
+    let setup = Setup::new("log = \"stderr\"\n");
+    let syslog = Syslog::new();
+    let start = Start {
+        syslog: Some(&syslog),
+        hobbled: true,
+        ..Start::default()
+    };
+    let mut pty = match Pty::try_start(&setup, start) {
+        Ok(pty) => pty,
+        Err(e) => {
+            eprintln!("skipped: cannot give the helper a syslog of its own: {e}");
+            return;
+        }
+    };
+    assert!(!pty.is_raw());
+    // The reply passes through the cooked terminal's output processing, and
+    // nothing else reaches the terminal: no error text Prosody would read.
+    pty.send(b"isuser:alice:example.org\n");
+    pty.expect(b"1\r\n");
+    // It still holds the leaked master, so it would never see a hang-up.
+    pty.terminate();
+    let lines = syslog.until("serving");
+    // LOG_AUTHPRIV | LOG_ERR
+    for error in [
+        "cannot make the terminal raw",
+        "cannot close inherited descriptors",
+    ] {
+        assert!(
+            lines
+                .iter()
+                .any(|l| l.starts_with("<83>") && l.contains(error)),
+            "{error}: {lines:?}"
+        );
+    }
 }
