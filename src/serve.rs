@@ -5,7 +5,7 @@ use crate::helper::Helper;
 use crate::log::{Level, Logger};
 use crate::sys::signals;
 use std::fs::File;
-use std::io::{self, Read, Write};
+use std::io::{self, Write};
 use std::mem::ManuallyDrop;
 use std::os::fd::FromRawFd;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -22,8 +22,9 @@ pub fn unix_now() -> u64 {
 }
 
 /// Answers requests until end of input, a hang-up, a closed stdout or a
-/// signal. Always returns normally: nothing at runtime is worth a non-zero
-/// exit, which Prosody would never restart from.
+/// signal (after answering every request already waiting, see
+/// [`signals`]). Always returns normally: nothing at runtime is worth a
+/// non-zero exit, which Prosody would never restart from.
 pub fn serve(helper: &mut Helper, mut decoder: Decoder, logger: &Logger) {
     // SAFETY: descriptors 0 and 1 stay open for the life of the process, and
     // ManuallyDrop keeps these handles from closing them. Unbuffered handles
@@ -37,15 +38,25 @@ pub fn serve(helper: &mut Helper, mut decoder: Decoder, logger: &Logger) {
     let protocol = decoder.protocol();
     let mut buffer = vec![0u8; READ_SIZE];
     let mut replies = Vec::with_capacity(4096);
+    // Stop signals are blocked from here on, except while waiting for input.
+    let mut serving = match signals::serving() {
+        Ok(serving) => serving,
+        Err(e) => {
+            logger.log(Level::Error, &format!("cannot block signals: {e}; exiting"));
+            return;
+        }
+    };
     loop {
-        let read = match input.read(&mut buffer) {
-            Ok(0) => {
+        let read = match serving.read(&mut *input, &mut buffer) {
+            // A signal, and every request waiting then has been answered.
+            Ok(None) => return,
+            Ok(Some(0)) => {
                 if decoder.is_mid_request() {
                     logger.log(Level::Notice, "input ended in the middle of a request");
                 }
                 return;
             }
-            Ok(read) => read,
+            Ok(Some(read)) => read,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
             // EIO is how a terminal says that Prosody has gone.
             Err(e) if e.raw_os_error() == Some(libc::EIO) => return,
@@ -54,7 +65,6 @@ pub fn serve(helper: &mut Helper, mut decoder: Decoder, logger: &Logger) {
                 return;
             }
         };
-        signals::busy(true);
         decoder.feed(&buffer[..read], |frame| {
             let decision = helper.handle(frame, unix_now());
             logger.decision(&decision);
@@ -72,9 +82,6 @@ pub fn serve(helper: &mut Helper, mut decoder: Decoder, logger: &Logger) {
                 return;
             }
             replies.clear();
-        }
-        if signals::busy(false) {
-            return;
         }
     }
 }
