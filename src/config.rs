@@ -109,10 +109,11 @@ impl Config {
 
     /// Reads and validates the file at `path`, and the secret files it names.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
-        let file = read_text_file(path)?;
-        let mut config = Config::parse(&file.text, path, &read_text_file)?;
-        if file.world_readable {
-            config.warnings.insert(0, world_readable(path));
+        let file = read_text_file(path, CONFIG_MAX)?;
+        let read_key_file = |path: &Path| read_text_file(path, KEY_FILE_MAX);
+        let mut config = Config::parse(&file.text, path, &read_key_file)?;
+        if let Some(warning) = permission_warning(path, file.mode) {
+            config.warnings.insert(0, warning);
         }
         Ok(config)
     }
@@ -160,35 +161,81 @@ impl Config {
     }
 }
 
-/// The text of the configuration or of a secret file, and whether every
-/// user on the machine may read it.
+/// The text of the configuration or of a secret file, and its permission
+/// bits.
 pub struct TextFile {
     pub text: Zeroizing<String>,
-    pub world_readable: bool,
+    pub mode: u32,
 }
 
-fn read_text_file(path: &Path) -> Result<TextFile, ConfigError> {
-    use std::os::unix::fs::PermissionsExt;
+/// The most a configuration file may hold.
+const CONFIG_MAX: u64 = 1 << 20;
+/// The most a `*_file` may hold: one key on its first line.
+const KEY_FILE_MAX: u64 = 4096;
+
+/// Reads a regular file of at most `max` bytes. Opening never blocks (a
+/// FIFO named by mistake would hang start-up) and a device such as
+/// `/dev/zero` is refused rather than read until memory runs out.
+fn read_text_file(path: &Path, max: u64) -> Result<TextFile, ConfigError> {
+    use std::io::Read;
+    use std::os::unix::fs::{FileTypeExt, OpenOptionsExt, PermissionsExt};
     let read_error = |source| ConfigError::Read {
         path: path.to_owned(),
         source,
     };
-    let text = Zeroizing::new(std::fs::read_to_string(path).map_err(read_error)?);
-    let mode = std::fs::metadata(path)
-        .map_err(read_error)?
-        .permissions()
-        .mode();
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
+        .open(path)
+        .map_err(read_error)?;
+    let meta = file.metadata().map_err(read_error)?;
+    let kind = meta.file_type();
+    let not_regular = |kind| ConfigError::NotRegular {
+        path: path.to_owned(),
+        kind,
+    };
+    if kind.is_dir() {
+        return Err(not_regular("a folder"));
+    } else if kind.is_fifo() {
+        return Err(not_regular("a FIFO"));
+    } else if kind.is_char_device() || kind.is_block_device() {
+        return Err(not_regular("a device"));
+    } else if !kind.is_file() {
+        return Err(not_regular("not a regular file"));
+    }
+    let too_large = || ConfigError::TooLarge {
+        path: path.to_owned(),
+        max,
+    };
+    if meta.len() > max {
+        return Err(too_large());
+    }
+    let mut text = Zeroizing::new(String::new());
+    // One byte more than allowed, to notice a file that grew meanwhile.
+    file.take(max + 1)
+        .read_to_string(&mut text)
+        .map_err(read_error)?;
+    if text.len() as u64 > max {
+        return Err(too_large());
+    }
     Ok(TextFile {
         text,
-        world_readable: mode & 0o004 != 0,
+        mode: meta.permissions().mode(),
     })
 }
 
-fn world_readable(path: &Path) -> String {
-    format!(
-        "{} is readable by every user on this machine; it holds secrets: chmod o-r it",
+/// A warning for a file of secrets that every user may read or write.
+fn permission_warning(path: &Path, mode: u32) -> Option<String> {
+    let (what, fix) = match (mode & 0o004 != 0, mode & 0o002 != 0) {
+        (false, false) => return None,
+        (true, false) => ("readable", "o-r"),
+        (false, true) => ("writable", "o-w"),
+        (true, true) => ("readable and writable", "o-rw"),
+    };
+    Some(format!(
+        "{} is {what} by every user on this machine; it holds secrets: chmod {fix} it",
         path.display()
-    )
+    ))
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -198,6 +245,10 @@ pub enum ConfigError {
         path: PathBuf,
         source: std::io::Error,
     },
+    #[error("cannot use {}: it is {kind}; it must be a regular file", path.display())]
+    NotRegular { path: PathBuf, kind: &'static str },
+    #[error("cannot use {}: it is larger than {max} bytes; is it the right file?", path.display())]
+    TooLarge { path: PathBuf, max: u64 },
     #[error("{}:{line}:{column}: {message}", path.display())]
     Syntax {
         path: PathBuf,
@@ -278,6 +329,34 @@ impl Drop for Strings {
     }
 }
 
+/// What a secret key's value must be. serde's own type errors quote the
+/// value (`invalid type: integer `1234…``), which would put a secret written
+/// without quotes into the error, on stderr and in syslog: never say it.
+const NOT_A_STRING: &str =
+    "must be a string in quotes, or a list of them (the value is not shown: it may be a secret)";
+
+/// Refuses every TOML type but a string without quoting the value.
+macro_rules! refuse_all_but_strings {
+    ($value:ty) => {
+        fn visit_bool<E: serde::de::Error>(self, _: bool) -> Result<$value, E> {
+            Err(E::custom(NOT_A_STRING))
+        }
+        fn visit_i64<E: serde::de::Error>(self, _: i64) -> Result<$value, E> {
+            Err(E::custom(NOT_A_STRING))
+        }
+        fn visit_u64<E: serde::de::Error>(self, _: u64) -> Result<$value, E> {
+            Err(E::custom(NOT_A_STRING))
+        }
+        fn visit_f64<E: serde::de::Error>(self, _: f64) -> Result<$value, E> {
+            Err(E::custom(NOT_A_STRING))
+        }
+        // Tables, and dates and times, which TOML hands over as maps.
+        fn visit_map<A: serde::de::MapAccess<'de>>(self, _: A) -> Result<$value, A::Error> {
+            Err(serde::de::Error::custom(NOT_A_STRING))
+        }
+    };
+}
+
 impl<'de> Deserialize<'de> for Strings {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         struct Visitor;
@@ -294,11 +373,35 @@ impl<'de> Deserialize<'de> for Strings {
                 mut seq: A,
             ) -> Result<Strings, A::Error> {
                 let mut all = Strings(Vec::new());
-                while let Some(one) = seq.next_element::<String>()? {
-                    all.0.push(one);
+                while let Some(one) = seq.next_element::<OneString>()? {
+                    all.0.push(one.0);
                 }
                 Ok(all)
             }
+            refuse_all_but_strings!(Strings);
+        }
+        d.deserialize_any(Visitor)
+    }
+}
+
+/// One entry of a list of secrets.
+struct OneString(String);
+
+impl<'de> Deserialize<'de> for OneString {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = OneString;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<OneString, E> {
+                Ok(OneString(v.to_owned()))
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, _: A) -> Result<OneString, A::Error> {
+                Err(serde::de::Error::custom(NOT_A_STRING))
+            }
+            refuse_all_but_strings!(OneString);
         }
         d.deserialize_any(Visitor)
     }
@@ -551,8 +654,8 @@ impl Parser<'_> {
             (None, Some(file)) => {
                 let path = self.relative_to_config(file.get_ref());
                 let found = (self.read)(&path)?;
-                if found.world_readable {
-                    self.warnings.push(world_readable(&path));
+                if let Some(warning) = permission_warning(&path, found.mode) {
+                    self.warnings.push(warning);
                 }
                 let first = found.text.lines().next().unwrap_or("").trim();
                 if first.is_empty() {
@@ -816,7 +919,11 @@ mod tests {
             };
             Ok(TextFile {
                 text: Zeroizing::new(text),
-                world_readable: path.starts_with("/srv"),
+                mode: if path.starts_with("/srv") {
+                    0o644
+                } else {
+                    0o600
+                },
             })
         };
         let text = "token_secret_file = \"secret\"\notp_seed_file = \"/srv/seed\"\n";
@@ -825,7 +932,9 @@ mod tests {
         assert_eq!(keys.secrets[0].as_bytes(), SECRET.as_bytes());
         assert_eq!(
             config.warnings,
-            vec![world_readable(Path::new("/srv/seed"))]
+            vec![
+                "/srv/seed is readable by every user on this machine; it holds secrets: chmod o-r it"
+            ]
         );
 
         let message = Config::parse(
@@ -888,9 +997,106 @@ mod tests {
             "{message}"
         );
         assert!(message.ends_with("expected an integer"), "{message}");
-        let message = error("token_secret = 5\n");
+    }
+
+    #[test]
+    fn files_every_user_may_read_or_write_are_named_in_a_warning() {
+        let path = Path::new("/etc/x/secret");
+        assert_eq!(permission_warning(path, 0o640), None);
+        for (mode, says) in [
+            (
+                0o644,
+                "is readable by every user on this machine; it holds secrets: chmod o-r it",
+            ),
+            (
+                0o602,
+                "is writable by every user on this machine; it holds secrets: chmod o-w it",
+            ),
+            (
+                0o666,
+                "is readable and writable by every user on this machine; it holds secrets: chmod o-rw it",
+            ),
+        ] {
+            assert_eq!(
+                permission_warning(path, mode),
+                Some(format!("/etc/x/secret {says}"))
+            );
+        }
+    }
+
+    #[test]
+    fn key_files_must_be_small_regular_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("fifo");
+        let c_path = std::ffi::CString::new(fifo.as_os_str().as_encoded_bytes()).unwrap();
+        // SAFETY: a valid NUL-terminated path; mkfifo only creates a node.
+        assert_eq!(unsafe { libc::mkfifo(c_path.as_ptr(), 0o600) }, 0);
+        let big = dir.path().join("big");
+        std::fs::write(&big, vec![b'A'; KEY_FILE_MAX as usize + 1]).unwrap();
+        for (path, says) in [
+            (fifo.as_path(), "it is a FIFO; it must be a regular file"),
+            (
+                Path::new("/dev/zero"),
+                "it is a device; it must be a regular file",
+            ),
+            (dir.path(), "it is a folder; it must be a regular file"),
+            (big.as_path(), "it is larger than 4096 bytes"),
+        ] {
+            let message = match read_text_file(path, KEY_FILE_MAX) {
+                Err(e) => e.to_string(),
+                Ok(_) => panic!("{} was read", path.display()),
+            };
+            assert_eq!(
+                message
+                    .split_once(": ")
+                    .map(|(_, rest)| rest.starts_with(says)),
+                Some(true),
+                "{message}"
+            );
+            assert!(message.starts_with(&format!("cannot use {}", path.display())));
+        }
+    }
+
+    #[test]
+    fn a_secret_of_the_wrong_type_is_never_repeated_in_the_error() {
+        let values = [
+            "1234567890123456",
+            "-1234567890123456",
+            "12345.67890123456",
+            "true",
+            "1979-05-27T07:32:00Z",
+            "{ k = \"1234567890123456\" }",
+            "[\"ok-secret-0123456789\", 1234567890123456]",
+            "[[\"1234567890123456\"]]",
+            "1234567890123456abc",
+            "\"1234567890123456\\q\"",
+        ];
+        for key in ["token_secret", "otp_seed"] {
+            for value in values {
+                for text in [
+                    format!("{key} = {value}\n"),
+                    format!("[domains.\"a.example\"]\n{key} = {value}\n"),
+                ] {
+                    let message = error(&text);
+                    for secret in [
+                        "1234567890123456",
+                        "12345.6789",
+                        "true",
+                        "1979",
+                        "ok-secret",
+                    ] {
+                        assert!(!message.contains(secret), "{text:?}: {message}");
+                    }
+                    assert!(
+                        message.contains(":1:") || message.contains(":2:"),
+                        "{message}"
+                    );
+                }
+            }
+        }
+        let message = error("token_secret = 1234567890123456\n");
         assert!(
-            message.contains(":1:16: token_secret: invalid type: integer"),
+            message.ends_with(&format!("config.toml:1:16: token_secret: {NOT_A_STRING}")),
             "{message}"
         );
     }
