@@ -3,8 +3,14 @@
 //! and messages built from names and reasons only.
 
 use crate::config::LogTarget;
-use crate::helper::Decision;
+use crate::helper::{Decision, Reason};
 use crate::sys::syslog;
+use std::cell::RefCell;
+use std::mem::Discriminant;
+use std::time::{Duration, Instant};
+
+/// How often an alarm that keeps recurring is logged again.
+const ALARM_INTERVAL: Duration = Duration::from_secs(60);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Level {
@@ -14,9 +20,10 @@ pub enum Level {
     Error,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug)]
 pub struct Logger {
     target: LogTarget,
+    alarms: RefCell<AlarmLimiter>,
 }
 
 impl Logger {
@@ -24,7 +31,14 @@ impl Logger {
         if target == LogTarget::Syslog {
             syslog::open();
         }
-        Logger { target }
+        Logger {
+            target,
+            alarms: RefCell::new(AlarmLimiter::default()),
+        }
+    }
+
+    pub fn target(&self) -> LogTarget {
+        self.target
     }
 
     pub fn log(&self, level: Level, message: &str) {
@@ -50,12 +64,85 @@ impl Logger {
         }
     }
 
+    /// Logs a decision. Alarms (a full replay cache, a failing store) last
+    /// as long as their cause and come with every login meanwhile: the
+    /// first is logged at once, then one a minute with a count of the rest.
     pub fn decision(&self, decision: &Decision<'_>) {
-        let level = match (decision.verdict(), decision.is_alarm()) {
-            (_, true) => Level::Error,
-            (true, false) => Level::Info,
-            (false, false) => Level::Notice,
+        let level = match (decision.verdict(), &decision.reason) {
+            (_, Some(Reason::Replay(e))) if e.is_alarm() => {
+                let kind = std::mem::discriminant(e);
+                match self.alarms.borrow_mut().admit(kind, Instant::now()) {
+                    Admit::Log { suppressed: 0 } => Level::Error,
+                    Admit::Log { suppressed } => {
+                        let line = format!(
+                            "{decision} (and {suppressed} more like it since the last such line)"
+                        );
+                        return self.log(Level::Error, &line);
+                    }
+                    Admit::Suppress => return,
+                }
+            }
+            (true, _) => Level::Info,
+            (false, _) => Level::Notice,
         };
         self.log(level, &decision.to_string());
+    }
+}
+
+#[derive(Debug, PartialEq, Eq)]
+enum Admit {
+    Log { suppressed: u64 },
+    Suppress,
+}
+
+/// When each kind of alarm was last logged, and how many were left out
+/// since.
+#[derive(Debug, Default)]
+struct AlarmLimiter {
+    kinds: Vec<(Discriminant<crate::replay::ReplayError>, Instant, u64)>,
+}
+
+impl AlarmLimiter {
+    fn admit(&mut self, kind: Discriminant<crate::replay::ReplayError>, now: Instant) -> Admit {
+        match self.kinds.iter_mut().find(|(k, _, _)| *k == kind) {
+            None => {
+                self.kinds.push((kind, now, 0));
+                Admit::Log { suppressed: 0 }
+            }
+            Some((_, last, suppressed)) if now.duration_since(*last) >= ALARM_INTERVAL => {
+                *last = now;
+                Admit::Log {
+                    suppressed: std::mem::take(suppressed),
+                }
+            }
+            Some((_, _, suppressed)) => {
+                *suppressed += 1;
+                Admit::Suppress
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::replay::ReplayError;
+
+    #[test]
+    fn a_recurring_alarm_is_logged_once_a_minute_with_a_count() {
+        let mut limiter = AlarmLimiter::default();
+        let full = std::mem::discriminant(&ReplayError::Full(1));
+        let store = std::mem::discriminant(&ReplayError::Store(String::new()));
+        let start = Instant::now();
+        let at = |s| start + Duration::from_secs(s);
+        assert_eq!(limiter.admit(full, at(0)), Admit::Log { suppressed: 0 });
+        for s in 0..59 {
+            assert_eq!(limiter.admit(full, at(s)), Admit::Suppress);
+        }
+        // Another kind of alarm is not held back by the first.
+        assert_eq!(limiter.admit(store, at(30)), Admit::Log { suppressed: 0 });
+        assert_eq!(limiter.admit(full, at(60)), Admit::Log { suppressed: 59 });
+        assert_eq!(limiter.admit(full, at(61)), Admit::Suppress);
+        assert_eq!(limiter.admit(full, at(200)), Admit::Log { suppressed: 1 });
     }
 }

@@ -439,7 +439,9 @@ fn an_unusable_replay_store_stops_the_helper_at_start_naming_the_line() {
     let expected = "config.toml:5: replay_store: ";
     assert!(served.stderr.contains(expected), "{}", served.stderr);
     assert!(
-        served.stderr.contains("no/such/folder/replay.lock: cannot open it"),
+        served
+            .stderr
+            .contains("no/such/folder/replay.lock: cannot open it"),
         "{}",
         served.stderr
     );
@@ -447,5 +449,71 @@ fn an_unusable_replay_store_stops_the_helper_at_start_naming_the_line() {
         served.stderr.contains("No such file or directory"),
         "{}",
         served.stderr
+    );
+}
+
+#[test]
+fn a_full_replay_cache_is_one_alarm_not_one_per_login() {
+    let setup = Setup::new("log = \"stderr\"\nreplay_cache_size = 1\n");
+    let frames: Vec<Vec<u8>> = (0..500)
+        .map(|i| {
+            auth(
+                "alice@example.org",
+                &token("alice@example.org", &i.to_string()),
+            )
+        })
+        .collect();
+    let served = setup.serve(&[], frames.concat());
+    assert_eq!(served.status.code(), Some(0));
+    assert_eq!(served.stdout, [TRUE.repeat(1), FALSE.repeat(499)].concat());
+    let alarms: Vec<&str> = served
+        .stderr
+        .lines()
+        .filter(|l| l.contains("replay cache is full"))
+        .collect();
+    assert_eq!(alarms.len(), 1, "{}", served.stderr);
+    assert!(
+        alarms[0].starts_with("xmpp-token-auth: error: auth alice@example.org: refused"),
+        "{}",
+        alarms[0]
+    );
+}
+
+#[test]
+fn a_store_replaced_by_a_link_is_an_alarm_naming_the_path_and_refuses() {
+    let setup = Setup::new("log = \"stderr\"\nreplay_store = \"replay\"\n");
+    let store = setup.dir.path().join("replay");
+    let target = setup.dir.path().join("elsewhere");
+    std::fs::write(&target, b"").unwrap();
+    let (mut child, mut stdin, mut stdout) = started(&setup);
+    let first = auth("alice@example.org", &token("alice@example.org", "1"));
+    stdin.write_all(&first).unwrap();
+    let mut reply = [0u8; 4];
+    stdout.read_exact(&mut reply).unwrap();
+    assert_eq!(reply, TRUE);
+    std::fs::remove_file(&store).unwrap();
+    std::os::unix::fs::symlink(&target, &store).unwrap();
+    let second = auth("alice@example.org", &token("alice@example.org", "2"));
+    stdin.write_all(&second).unwrap();
+    stdout.read_exact(&mut reply).unwrap();
+    assert_eq!(reply, FALSE, "fail closed");
+    drop(stdin);
+    let mut stderr = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .unwrap();
+    assert_eq!(child.wait().unwrap().code(), Some(0));
+    let expected = format!(
+        "xmpp-token-auth: error: auth alice@example.org: refused (replay store failed, refusing tokens until it works again: {} is a symbolic link",
+        store.display()
+    );
+    assert!(stderr.contains(&expected), "{stderr}");
+    assert_eq!(
+        std::fs::read(&target).unwrap(),
+        b"",
+        "the link's target is untouched"
     );
 }
