@@ -1,7 +1,7 @@
 //! The command line (SPEC §7). Kept in the library so that the man page and
 //! shell completions are generated from this very definition.
 
-use crate::config::ProtocolChoice;
+use crate::core::config::ProtocolChoice;
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 

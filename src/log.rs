@@ -1,9 +1,9 @@
 //! Where the helper's log lines go (SPEC §8). Lines never carry a token, a
-//! password, a secret or a seed: callers pass [`crate::helper::Decision`]s
+//! password, a secret or a seed: callers pass [`crate::core::helper::Decision`]s
 //! and messages built from names and reasons only.
 
-use crate::config::LogTarget;
-use crate::helper::{Decision, Reason};
+use crate::core::config::LogTarget;
+use crate::core::helper::{Decision, Reason};
 use crate::sys::syslog;
 use std::cell::RefCell;
 use std::mem::Discriminant;
@@ -99,11 +99,15 @@ enum Admit {
 /// since.
 #[derive(Debug, Default)]
 struct AlarmLimiter {
-    kinds: Vec<(Discriminant<crate::replay::ReplayError>, Instant, u64)>,
+    kinds: Vec<(Discriminant<crate::core::replay::ReplayError>, Instant, u64)>,
 }
 
 impl AlarmLimiter {
-    fn admit(&mut self, kind: Discriminant<crate::replay::ReplayError>, now: Instant) -> Admit {
+    fn admit(
+        &mut self,
+        kind: Discriminant<crate::core::replay::ReplayError>,
+        now: Instant,
+    ) -> Admit {
         match self.kinds.iter_mut().find(|(k, _, _)| *k == kind) {
             None => {
                 self.kinds.push((kind, now, 0));
@@ -126,7 +130,7 @@ impl AlarmLimiter {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::replay::ReplayError;
+    use crate::core::replay::ReplayError;
 
     #[test]
     fn a_recurring_alarm_is_logged_once_a_minute_with_a_count() {

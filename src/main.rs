@@ -3,16 +3,17 @@ use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use xmpp_token_auth::cli::{Cli, Command};
-use xmpp_token_auth::config::{self, Config, LogTarget, ProtocolChoice};
-use xmpp_token_auth::frame::Protocol;
-use xmpp_token_auth::helper::Helper;
+use xmpp_token_auth::config_file;
+use xmpp_token_auth::core::config::{self, Config, LogTarget, ProtocolChoice};
+use xmpp_token_auth::core::frame::Protocol;
+use xmpp_token_auth::core::helper::Helper;
+use xmpp_token_auth::core::replay::{ReplayError, TokenId};
+use xmpp_token_auth::core::totp;
+use xmpp_token_auth::core::verify::{self, Keys};
 use xmpp_token_auth::log::{Level, Logger};
-use xmpp_token_auth::replay::{ReplayError, TokenId};
 use xmpp_token_auth::replay_store::{SharedStore, StoreSnapshot};
 use xmpp_token_auth::serve::{self, unix_now};
 use xmpp_token_auth::sys::{fds, signals, terminal};
-use xmpp_token_auth::totp;
-use xmpp_token_auth::verify::{self, Keys};
 
 /// Exit status for an invalid configuration or command line (clap's too).
 const USAGE: u8 = 2;
@@ -23,7 +24,7 @@ fn main() -> ExitCode {
     match cli.command {
         None => run_server(&path, cli.protocol),
         Some(Command::GenSecret) => gen_secret(),
-        Some(command) => match Config::load(&path) {
+        Some(command) => match config_file::load(&path) {
             Err(e) => fail(&e.to_string()),
             Ok(config) => {
                 for warning in &config.warnings {
@@ -62,7 +63,7 @@ fn run_server(path: &Path, protocol: Option<ProtocolChoice>) -> ExitCode {
         Err(code) => return code,
     };
 
-    let config = match Config::load(path) {
+    let config = match config_file::load(path) {
         Ok(config) => config,
         Err(e) => return fail_serving(&Logger::open(LogTarget::Syslog), &e.to_string()),
     };

@@ -1,20 +1,17 @@
 //! The serving loop: the only code that reads stdin and writes stdout.
 
-use crate::frame::Decoder;
-use crate::helper::Helper;
+use crate::core::frame::Decoder;
+use crate::core::helper::Helper;
 use crate::log::{Level, Logger};
-use crate::sys::signals;
-use std::fs::File;
+use crate::sys::{signals, stdio};
 use std::io::{self, Write};
-use std::mem::ManuallyDrop;
-use std::os::fd::FromRawFd;
 use std::time::{SystemTime, UNIX_EPOCH};
 use zeroize::Zeroize;
 
 /// Enough for several maximal requests per read.
 const READ_SIZE: usize = 256 * 1024;
 
-/// The wall clock, read for every request (SPEC §4).
+/// The wall clock, read for every request.
 pub fn unix_now() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -26,15 +23,7 @@ pub fn unix_now() -> u64 {
 /// [`signals`]). Always returns normally: nothing at runtime is worth a
 /// non-zero exit, which Prosody would never restart from.
 pub fn serve(helper: &mut Helper, mut decoder: Decoder, logger: &Logger) {
-    // SAFETY: descriptors 0 and 1 stay open for the life of the process, and
-    // ManuallyDrop keeps these handles from closing them. Unbuffered handles
-    // let each batch of replies leave in exactly one write.
-    let (mut input, mut output) = unsafe {
-        (
-            ManuallyDrop::new(File::from_raw_fd(0)),
-            ManuallyDrop::new(File::from_raw_fd(1)),
-        )
-    };
+    let (mut input, mut output) = (stdio::input(), stdio::output());
     let protocol = decoder.protocol();
     let mut buffer = vec![0u8; READ_SIZE];
     let mut replies = Vec::with_capacity(4096);

@@ -3,9 +3,9 @@
 //! for fuzzing that runs in a second on every test run.
 
 use std::path::Path;
-use xmpp_token_auth::config::Config;
-use xmpp_token_auth::frame::{Frame, MAX_REQUEST, Protocol};
-use xmpp_token_auth::helper::Helper;
+use xmpp_token_auth::core::config::Config;
+use xmpp_token_auth::core::frame::{Frame, MAX_REQUEST, Protocol};
+use xmpp_token_auth::core::helper::Helper;
 
 /// xorshift64*: reproducible pseudo-random numbers without a dependency.
 struct Rng(u64);

@@ -618,9 +618,9 @@ fn no_generator_puts_a_key_on_any_command_line() {
     std::fs::File::open("/dev/urandom")
         .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut bytes))
         .unwrap();
-    let secret = xmpp_token_auth::totp::encode_base32(&bytes[..20]);
+    let secret = xmpp_token_auth::core::totp::encode_base32(&bytes[..20]);
     let seed_bytes = &bytes[20..];
-    let seed = xmpp_token_auth::totp::encode_base32(seed_bytes);
+    let seed = xmpp_token_auth::core::totp::encode_base32(seed_bytes);
     let mut forms = key_forms("token_secret", secret.as_bytes(), Some(&secret));
     forms.extend(key_forms("the decoded otp_seed", seed_bytes, None));
     forms.extend(key_forms("otp_seed", seed.as_bytes(), Some(&seed)));

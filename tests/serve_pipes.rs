@@ -517,3 +517,33 @@ fn a_store_replaced_by_a_link_is_an_alarm_naming_the_path_and_refuses() {
         "the link's target is untouched"
     );
 }
+
+#[test]
+fn a_helper_started_with_stdout_closed_writes_replies_into_no_file() {
+    let setup = Setup::new("replay_store = \"replay\"\n");
+    let mut command = setup.command(&[]);
+    command
+        .stdin(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null());
+    // SAFETY: close is async-signal-safe, as pre_exec requires.
+    unsafe {
+        command.pre_exec(|| {
+            libc::close(1);
+            Ok(())
+        });
+    }
+    let mut child = command.spawn().unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let login = auth("alice@example.org", &token("alice@example.org", "1"));
+    stdin
+        .write_all(&[login, frame(b"isuser:a:b")].concat())
+        .unwrap();
+    drop(stdin);
+    assert_eq!(child.wait().unwrap().code(), Some(0));
+    // Without care, the store's lock file (the first file opened) became
+    // descriptor 1 and received the replies.
+    let lock = std::fs::read(setup.dir.path().join("replay.lock")).unwrap();
+    assert!(lock.is_empty(), "replies in the lock file: {lock:?}");
+    let store = std::fs::read(setup.dir.path().join("replay")).unwrap();
+    assert_eq!(store.len(), 8 + 24, "the header and one record: {store:?}");
+}

@@ -32,10 +32,8 @@ fn termios(fd: &File) -> libc::termios {
 
 fn set_termios(fd: &File, mode: &libc::termios) {
     // SAFETY: setting the terminal mode through the master is allowed on Linux.
-    assert_eq!(
-        unsafe { libc::tcsetattr(fd.as_raw_fd(), libc::TCSANOW, mode) },
-        0
-    );
+    let rc = unsafe { libc::tcsetattr(fd.as_raw_fd(), libc::TCSANOW, mode) };
+    assert_eq!(rc, 0);
 }
 
 /// How the test host starts the helper.
@@ -239,10 +237,8 @@ impl Pty {
     fn terminate(self) {
         let Pty { mut child, .. } = self;
         // SAFETY: signalling our own child.
-        assert_eq!(
-            unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) },
-            0
-        );
+        let rc = unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) };
+        assert_eq!(rc, 0);
         let status = child.wait().unwrap();
         assert_eq!(status.code(), Some(0), "{status:?}");
     }
@@ -561,10 +557,8 @@ fn a_signalled_helper_exits_zero_so_prosody_would_start_a_fresh_one() {
     pty.send(b"isuser:alice:example.org\n");
     pty.expect(b"1\n");
     // SAFETY: signalling our own child.
-    assert_eq!(
-        unsafe { libc::kill(pty.child.id() as libc::pid_t, libc::SIGTERM) },
-        0
-    );
+    let rc = unsafe { libc::kill(pty.child.id() as libc::pid_t, libc::SIGTERM) };
+    assert_eq!(rc, 0);
     let status = pty.child.wait().unwrap();
     assert_eq!(
         status.code(),

@@ -1,4 +1,7 @@
-//! Closing descriptors inherited from the parent.
+//! Closing descriptors inherited from the parent. (A closed descriptor 0, 1
+//! or 2 at start is no concern: Rust's runtime opens `/dev/null` on it before
+//! `main`, so no file opened later can take its number and receive replies;
+//! `a_helper_started_with_stdout_closed_writes_replies_into_no_file` pins it.)
 
 use std::io;
 

@@ -3,5 +3,6 @@
 
 pub mod fds;
 pub mod signals;
+pub mod stdio;
 pub mod syslog;
 pub mod terminal;

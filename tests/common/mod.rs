@@ -9,8 +9,8 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{SystemTime, UNIX_EPOCH};
-use xmpp_token_auth::totp::Seed;
-use xmpp_token_auth::verify::{self, Keys, Secret, TokenParams};
+use xmpp_token_auth::core::totp::Seed;
+use xmpp_token_auth::core::verify::{self, Keys, Secret, TokenParams};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_xmpp-token-auth");
 pub const SECRET: &str = "JYXEX4IQOEYFYQ2S3MC5P4ZT4SDHYEA7";

@@ -1,11 +1,11 @@
 //! One request in, one decision out: the policy of SPEC §3 over a validated
 //! [`Config`] and a [`ReplayCache`]. Pure: the caller passes the time.
 
-use crate::config::{Config, IsUserPolicy};
-use crate::frame::Frame;
-use crate::replay::{ReplayCache, ReplayError, ReplayMemory, TokenId};
-use crate::request::{self, Request};
-use crate::verify::{self, Refusal};
+use crate::core::config::{Config, IsUserPolicy};
+use crate::core::frame::Frame;
+use crate::core::replay::{ReplayCache, ReplayError, ReplayMemory, TokenId};
+use crate::core::request::{self, Request};
+use crate::core::verify::{self, Refusal};
 use std::fmt;
 
 /// Longest user or server shown in a log line; longer ones are cut.
@@ -167,9 +167,9 @@ impl fmt::Display for Decision<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::TextFile;
+    use crate::core::config::TextFile;
+    use crate::core::verify::tests::keys;
     use crate::test_vectors as vectors;
-    use crate::verify::tests::keys;
     use std::path::Path;
 
     const SECRET: &str = "JYXEX4IQOEYFYQ2S3MC5P4ZT4SDHYEA7";

@@ -1,8 +1,8 @@
 //! Deciding whether a password is a valid token for a JID at a given time
-//! (SPEC §4 rules 1–3; replay is [`crate::replay`]'s job).
+//! (SPEC §4 rules 1–3; replay is [`crate::core::replay`]'s job).
 
-use crate::token::{self, Token};
-use crate::totp::{self, Seed};
+use crate::core::token::{self, Token};
+use crate::core::totp::{self, Seed};
 use subtle::{Choice, ConditionallySelectable, ConstantTimeEq, ConstantTimeGreater};
 use zeroize::Zeroizing;
 

@@ -2,9 +2,9 @@
 //! that every mistake is reported with its file, line and key before the
 //! helper answers anything.
 
-use crate::replay;
-use crate::totp::Seed;
-use crate::verify::{Keys, Secret, TokenParams};
+use crate::core::replay;
+use crate::core::totp::Seed;
+use crate::core::verify::{Keys, Secret, TokenParams};
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::fmt;
@@ -107,17 +107,6 @@ impl Config {
         found.or(self.default_keys.as_ref())
     }
 
-    /// Reads and validates the file at `path`, and the secret files it names.
-    pub fn load(path: &Path) -> Result<Config, ConfigError> {
-        let file = read_text_file(path, CONFIG_MAX)?;
-        let read_key_file = |path: &Path| read_text_file(path, KEY_FILE_MAX);
-        let mut config = Config::parse(&file.text, path, &read_key_file)?;
-        if let Some(warning) = permission_warning(path, file.mode) {
-            config.warnings.insert(0, warning);
-        }
-        Ok(config)
-    }
-
     /// Validates configuration `text` that came from `path`. `read` fetches
     /// the files named by `*_file` keys (relative to `path`'s folder).
     pub fn parse(
@@ -168,64 +157,8 @@ pub struct TextFile {
     pub mode: u32,
 }
 
-/// The most a configuration file may hold.
-const CONFIG_MAX: u64 = 1 << 20;
-/// The most a `*_file` may hold: one key on its first line.
-const KEY_FILE_MAX: u64 = 4096;
-
-/// Reads a regular file of at most `max` bytes. Opening never blocks (a
-/// FIFO named by mistake would hang start-up) and a device such as
-/// `/dev/zero` is refused rather than read until memory runs out.
-fn read_text_file(path: &Path, max: u64) -> Result<TextFile, ConfigError> {
-    use std::io::Read;
-    use std::os::unix::fs::{FileTypeExt, OpenOptionsExt, PermissionsExt};
-    let read_error = |source| ConfigError::Read {
-        path: path.to_owned(),
-        source,
-    };
-    let file = std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
-        .open(path)
-        .map_err(read_error)?;
-    let meta = file.metadata().map_err(read_error)?;
-    let kind = meta.file_type();
-    let not_regular = |kind| ConfigError::NotRegular {
-        path: path.to_owned(),
-        kind,
-    };
-    if kind.is_dir() {
-        return Err(not_regular("a folder"));
-    } else if kind.is_fifo() {
-        return Err(not_regular("a FIFO"));
-    } else if kind.is_char_device() || kind.is_block_device() {
-        return Err(not_regular("a device"));
-    } else if !kind.is_file() {
-        return Err(not_regular("not a regular file"));
-    }
-    let too_large = || ConfigError::TooLarge {
-        path: path.to_owned(),
-        max,
-    };
-    if meta.len() > max {
-        return Err(too_large());
-    }
-    let mut text = Zeroizing::new(String::new());
-    // One byte more than allowed, to notice a file that grew meanwhile.
-    file.take(max + 1)
-        .read_to_string(&mut text)
-        .map_err(read_error)?;
-    if text.len() as u64 > max {
-        return Err(too_large());
-    }
-    Ok(TextFile {
-        text,
-        mode: meta.permissions().mode(),
-    })
-}
-
 /// A warning for a file of secrets that every user may read or write.
-fn permission_warning(path: &Path, mode: u32) -> Option<String> {
+pub fn permission_warning(path: &Path, mode: u32) -> Option<String> {
     let (what, fix) = match (mode & 0o004 != 0, mode & 0o002 != 0) {
         (false, false) => return None,
         (true, false) => ("readable", "o-r"),
@@ -1021,39 +954,6 @@ mod tests {
                 permission_warning(path, mode),
                 Some(format!("/etc/x/secret {says}"))
             );
-        }
-    }
-
-    #[test]
-    fn key_files_must_be_small_regular_files() {
-        let dir = tempfile::tempdir().unwrap();
-        let fifo = dir.path().join("fifo");
-        let c_path = std::ffi::CString::new(fifo.as_os_str().as_encoded_bytes()).unwrap();
-        // SAFETY: a valid NUL-terminated path; mkfifo only creates a node.
-        assert_eq!(unsafe { libc::mkfifo(c_path.as_ptr(), 0o600) }, 0);
-        let big = dir.path().join("big");
-        std::fs::write(&big, vec![b'A'; KEY_FILE_MAX as usize + 1]).unwrap();
-        for (path, says) in [
-            (fifo.as_path(), "it is a FIFO; it must be a regular file"),
-            (
-                Path::new("/dev/zero"),
-                "it is a device; it must be a regular file",
-            ),
-            (dir.path(), "it is a folder; it must be a regular file"),
-            (big.as_path(), "it is larger than 4096 bytes"),
-        ] {
-            let message = match read_text_file(path, KEY_FILE_MAX) {
-                Err(e) => e.to_string(),
-                Ok(_) => panic!("{} was read", path.display()),
-            };
-            assert_eq!(
-                message
-                    .split_once(": ")
-                    .map(|(_, rest)| rest.starts_with(says)),
-                Some(true),
-                "{message}"
-            );
-            assert!(message.starts_with(&format!("cannot use {}", path.display())));
         }
     }
 
