@@ -1,4 +1,4 @@
-//! The configuration file (SPEC §6): parsed and validated once at start, so
+//! The configuration file (docs/protocol.md §6): parsed and validated once at start, so
 //! that every mistake is reported with its file, line and key before the
 //! helper answers anything.
 

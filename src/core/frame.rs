@@ -1,4 +1,4 @@
-//! The two framings of SPEC §2: cutting a byte stream into requests, and
+//! The two framings of docs/protocol.md §2: cutting a byte stream into requests, and
 //! encoding replies.
 //!
 //! Decoders are fed whatever a read returned (one byte, or many requests at

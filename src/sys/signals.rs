@@ -1,4 +1,4 @@
-//! SIGTERM, SIGINT and SIGHUP end the helper with status 0 (SPEC §9), but
+//! SIGTERM, SIGINT and SIGHUP end the helper with status 0 (docs/protocol.md §9), but
 //! only once every request that was waiting when the signal was taken has
 //! been answered, and never between reading a request and writing its reply.
 //!

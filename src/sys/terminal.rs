@@ -1,4 +1,4 @@
-//! Raw mode for the pseudo-terminal Prosody runs the helper on (SPEC §2).
+//! Raw mode for the pseudo-terminal Prosody runs the helper on (docs/protocol.md §2).
 
 use std::io;
 use std::os::fd::{AsRawFd, BorrowedFd};

@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """The helper logs to syslog (facility authpriv) and keeps logging after the
-syslog daemon restarts (SPEC §8).
+syslog daemon restarts (docs/protocol.md §8).
 
 Runs in a private mount namespace, where a fresh /dev holds this script's own
 /dev/log datagram socket standing in for the syslog daemon:
