@@ -14,6 +14,7 @@ pub mod cli;
 pub mod config_file;
 pub mod core;
 pub mod log;
+pub mod log_socket;
 pub mod replay_store;
 pub mod serve;
 #[allow(unsafe_code)] // each block with a SAFETY comment, enforced by clippy

@@ -1,13 +1,15 @@
-//! Where the helper's log lines go (SPEC §8). Lines never carry a token, a
+//! Where the helper's log lines go (docs/protocol.md §8). Lines never carry a token, a
 //! password, a secret or a seed: callers pass [`crate::core::helper::Decision`]s
 //! and messages built from names and reasons only.
 
 use crate::core::config::LogTarget;
 use crate::core::helper::{Decision, Reason};
-use crate::sys::syslog;
+use crate::log_socket::{DEV_LOG, LogSocket};
 use std::cell::RefCell;
 use std::mem::Discriminant;
+use std::path::Path;
 use std::time::{Duration, Instant};
+use syslog::Severity;
 
 /// How often an alarm that keeps recurring is logged again.
 const ALARM_INTERVAL: Duration = Duration::from_secs(60);
@@ -23,16 +25,19 @@ pub enum Level {
 #[derive(Debug)]
 pub struct Logger {
     target: LogTarget,
+    /// Open when the target is syslog.
+    syslog: Option<RefCell<LogSocket>>,
     alarms: RefCell<AlarmLimiter>,
 }
 
 impl Logger {
     pub fn open(target: LogTarget) -> Logger {
-        if target == LogTarget::Syslog {
-            syslog::open();
-        }
+        // Connected now, so that the socket exists before any request is read.
+        let syslog = (target == LogTarget::Syslog)
+            .then(|| RefCell::new(LogSocket::open(Path::new(DEV_LOG))));
         Logger {
             target,
+            syslog,
             alarms: RefCell::new(AlarmLimiter::default()),
         }
     }
@@ -44,13 +49,15 @@ impl Logger {
     pub fn log(&self, level: Level, message: &str) {
         match self.target {
             LogTarget::Syslog => {
-                let priority = match level {
-                    Level::Info => syslog::LOG_INFO,
-                    Level::Notice => syslog::LOG_NOTICE,
-                    Level::Warning => syslog::LOG_WARNING,
-                    Level::Error => syslog::LOG_ERR,
+                let severity = match level {
+                    Level::Info => Severity::LOG_INFO,
+                    Level::Notice => Severity::LOG_NOTICE,
+                    Level::Warning => Severity::LOG_WARNING,
+                    Level::Error => Severity::LOG_ERR,
                 };
-                syslog::send(priority, message);
+                if let Some(socket) = &self.syslog {
+                    socket.borrow_mut().send(severity, message);
+                }
             }
             LogTarget::Stderr => {
                 let label = match level {

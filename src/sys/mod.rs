@@ -4,5 +4,4 @@
 pub mod fds;
 pub mod signals;
 pub mod stdio;
-pub mod syslog;
 pub mod terminal;

@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
-"""The helper logs to syslog (facility authpriv) and keeps logging after the
-syslog daemon restarts (docs/protocol.md §8).
+"""The helper logs to syslog (facility authpriv), keeps logging after the
+syslog daemon restarts, and never waits for a wedged one (docs/protocol.md §8).
 
 Runs in a private mount namespace, where a fresh /dev holds this script's own
 /dev/log datagram socket standing in for the syslog daemon:
@@ -9,11 +9,13 @@ Runs in a private mount namespace, where a fresh /dev holds this script's own
 """
 
 import os
+import select
 import socket
 import struct
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 BIN = Path(sys.argv[1]).resolve()
@@ -68,10 +70,47 @@ def frame(text):
     return struct.pack(">H", len(data)) + data
 
 
-def ask(helper, text):
+def ask(helper, text, timeout=10):
     helper.stdin.write(frame(text))
     helper.stdin.flush()
+    if not select.select([helper.stdout], [], [], timeout)[0]:
+        return None
     return helper.stdout.read(4)
+
+
+def wedged_daemon(config):
+    """A syslog daemon that stopped reading: its socket's queue fills up. The
+    helper must keep answering at full speed, and say later what it lost."""
+    daemon = syslog_daemon()
+    helper = subprocess.Popen([str(BIN), "--config", str(config)],
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    slowest = 0.0
+    answered = 0
+    for i in range(10000):
+        started = time.monotonic()
+        reply = ask(helper, f"isuser:user{i}:example.org", timeout=5)
+        slowest = max(slowest, time.monotonic() - started)
+        if reply != b"\x00\x02\x00\x01":
+            break
+        answered += 1
+    check("10 000 requests answered while syslog reads nothing", 10000, answered)
+    check("none waited on the log (slowest under 0.5 s)", True, slowest < 0.5)
+    print(f"     slowest reply: {slowest * 1000:.1f} ms")
+    # The daemon drains its queue; the next line tells what was dropped.
+    daemon.setblocking(False)
+    try:
+        while daemon.recv(65536):
+            pass
+    except BlockingIOError:
+        pass
+    daemon.settimeout(5)
+    ask(helper, "isuser:after:example.org")
+    lines = received(daemon, "isuser after@example.org")
+    dropped = [line for line in lines if "log lines were dropped" in line]
+    check("then one line says how many were dropped", 1, len(dropped))
+    helper.stdin.close()
+    check("the helper exits 0", 0, helper.wait(10))
+    daemon.close()
 
 
 def main():
@@ -114,6 +153,9 @@ def main():
     helper.stdin.close()
     check("the helper exits 0 at end of input", 0, helper.wait(10))
     check("nothing on stderr", b"", helper.stderr.read())
+    daemon.close()
+
+    wedged_daemon(config)
     print(f"syslog_restart: {passed} passed, {failed} failed")
     sys.exit(1 if failed else 0)
 
