@@ -75,6 +75,38 @@ pub struct ReplayStore {
     pub line: usize,
 }
 
+/// The socket daemon's settings (`listen`), docs/protocol.md §11.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListenSettings {
+    /// Where to make the socket, unless systemd passes one.
+    pub socket: PathBuf,
+    /// Permission bits of the socket file made.
+    pub socket_mode: u32,
+    /// Group of the socket file made.
+    pub socket_group: String,
+    /// Connections served at once; one more is closed at once.
+    pub max_connections: usize,
+    /// Seconds a request may stay half-received before its connection is
+    /// closed.
+    pub request_timeout: u64,
+}
+
+pub const DEFAULT_SOCKET: &str = "/run/xmpp-token-auth/auth.sock";
+/// The group the packages make: the XMPP servers' users are its members.
+pub const PACKAGE_GROUP: &str = "xmpp-token-auth";
+
+impl Default for ListenSettings {
+    fn default() -> Self {
+        ListenSettings {
+            socket: PathBuf::from(DEFAULT_SOCKET),
+            socket_mode: 0o660,
+            socket_group: PACKAGE_GROUP.to_string(),
+            max_connections: 64,
+            request_timeout: 10,
+        }
+    }
+}
+
 /// A validated configuration.
 #[derive(Debug)]
 pub struct Config {
@@ -87,6 +119,7 @@ pub struct Config {
     pub isuser: IsUserPolicy,
     pub protocol: ProtocolChoice,
     pub log: LogTarget,
+    pub listen: ListenSettings,
     /// Keys for every domain not listed under `[domains]`, if any.
     pub default_keys: Option<Keys>,
     /// Keys by lower-case domain name.
@@ -240,6 +273,11 @@ struct Raw {
     isuser: Option<IsUserPolicy>,
     protocol: Option<ProtocolChoice>,
     log: Option<LogTarget>,
+    socket: Option<Spanned<String>>,
+    socket_mode: Option<Spanned<String>>,
+    socket_group: Option<Spanned<String>>,
+    max_connections: Option<Spanned<i64>>,
+    request_timeout: Option<Spanned<i64>>,
     #[serde(default)]
     domains: BTreeMap<String, Spanned<RawDomain>>,
 }
@@ -450,6 +488,7 @@ impl Parser<'_> {
                 line: line_column(self.text, store.span().start).0,
             }),
         };
+        let listen = self.listen(&raw)?;
 
         let global_secrets = self.secrets(
             Source {
@@ -529,9 +568,60 @@ impl Parser<'_> {
             isuser: raw.isuser.unwrap_or_default(),
             protocol: raw.protocol.unwrap_or_default(),
             log: raw.log.unwrap_or_default(),
+            listen,
             default_keys,
             domains,
             warnings: self.warnings,
+        })
+    }
+
+    fn listen(&self, raw: &Raw) -> Result<ListenSettings, ConfigError> {
+        let d = ListenSettings::default();
+        let socket = match &raw.socket {
+            None => d.socket,
+            Some(path) if path.get_ref().trim().is_empty() => {
+                return Err(self.invalid(path.span(), "socket", "is empty; give a file path"));
+            }
+            Some(path) => self.relative_to_config(path.get_ref()),
+        };
+        let socket_mode = match &raw.socket_mode {
+            None => d.socket_mode,
+            Some(mode) => u32::from_str_radix(mode.get_ref().trim_start_matches("0o"), 8)
+                .ok()
+                .filter(|m| *m <= 0o777)
+                .ok_or_else(|| {
+                    self.invalid(
+                        mode.span(),
+                        "socket_mode",
+                        "must be octal permission bits in quotes, such as \"0660\"",
+                    )
+                })?,
+        };
+        let socket_group = match &raw.socket_group {
+            None => d.socket_group,
+            Some(group) if group.get_ref().is_empty() || group.get_ref().contains(':') => {
+                return Err(self.invalid(group.span(), "socket_group", "must be a group name"));
+            }
+            Some(group) => group.get_ref().clone(),
+        };
+        Ok(ListenSettings {
+            socket,
+            socket_mode,
+            socket_group,
+            max_connections: self.ranged(
+                &raw.max_connections,
+                "max_connections",
+                1..=4096,
+                d.max_connections,
+                " connections",
+            )?,
+            request_timeout: self.ranged(
+                &raw.request_timeout,
+                "request_timeout",
+                1..=3600,
+                d.request_timeout,
+                " seconds",
+            )?,
         })
     }
 
@@ -954,6 +1044,49 @@ mod tests {
                 permission_warning(path, mode),
                 Some(format!("/etc/x/secret {says}"))
             );
+        }
+    }
+
+    #[test]
+    fn the_socket_daemon_settings_have_defaults_and_ranges() {
+        let base = format!("token_secret = \"{SECRET}\"\notp_seed = \"{SEED}\"\n");
+        assert_eq!(parse(&base).unwrap().listen, ListenSettings::default());
+        let config = parse(&format!(
+            "{base}socket = \"run/auth.sock\"\nsocket_mode = \"0600\"\nsocket_group = \"prosody\"\n\
+             max_connections = 2\nrequest_timeout = 3\n"
+        ))
+        .unwrap();
+        assert_eq!(
+            config.listen,
+            ListenSettings {
+                socket: PathBuf::from("/etc/x/run/auth.sock"),
+                socket_mode: 0o600,
+                socket_group: "prosody".into(),
+                max_connections: 2,
+                request_timeout: 3,
+            }
+        );
+        for (line, expected) in [
+            (
+                "socket_mode = \"0999\"",
+                "config.toml:3: socket_mode must be octal permission bits",
+            ),
+            (
+                "socket_mode = \"1777\"",
+                "config.toml:3: socket_mode must be octal permission bits",
+            ),
+            (
+                "max_connections = 0",
+                "config.toml:3: max_connections = 0 is out of range: allowed 1 to 4096",
+            ),
+            (
+                "request_timeout = 0",
+                "config.toml:3: request_timeout = 0 is out of range: allowed 1 to 3600 seconds",
+            ),
+            ("socket = \"\"", "config.toml:3: socket is empty"),
+        ] {
+            let message = error(&format!("{base}{line}\n"));
+            assert!(message.contains(expected), "{message}");
         }
     }
 
