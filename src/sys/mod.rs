@@ -5,3 +5,4 @@ pub mod fds;
 pub mod signals;
 pub mod stdio;
 pub mod terminal;
+pub mod users;
