@@ -127,7 +127,7 @@ fn main() {
             for request in batch {
                 black_box(
                     helper
-                        .handle(Frame::Request(black_box(request)), NOW)
+                        .answer(Frame::Request(black_box(request)), NOW)
                         .verdict(),
                 );
             }

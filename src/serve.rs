@@ -55,7 +55,7 @@ pub fn serve(helper: &mut Helper, mut decoder: Decoder, logger: &Logger) {
             }
         };
         decoder.feed(&buffer[..read], |frame| {
-            let decision = helper.handle(frame, unix_now());
+            let decision = helper.answer(frame, unix_now());
             logger.decision(&decision);
             replies.extend_from_slice(protocol.reply(decision.verdict()));
         });

@@ -74,7 +74,7 @@ fn decode_and_answer(rng: &mut Rng, protocol: Protocol, stream: &[u8]) -> Vec<Op
         let (piece, tail) = rest.split_at(take);
         rest = tail;
         decoder.feed(piece, |frame| {
-            let decision = helper.handle(frame, 1_764_300_000);
+            let decision = helper.answer(frame, 1_764_300_000);
             let _ = decision.to_string();
             frames.push(match frame {
                 Frame::Request(bytes) => Some(bytes.to_vec()),
@@ -138,7 +138,7 @@ fn random_passwords_never_verify_and_never_panic() {
         request.extend(rng.bytes(len));
         assert!(
             !helper
-                .handle(Frame::Request(&request), 1_764_300_000)
+                .answer(Frame::Request(&request), 1_764_300_000)
                 .verdict()
         );
     }

@@ -4,8 +4,8 @@
 use crate::core::config::{Config, IsUserPolicy};
 use crate::core::frame::Frame;
 use crate::core::replay::{ReplayCache, ReplayError, ReplayMemory, TokenId};
-use crate::core::request::{self, Request};
-use crate::core::verify::{self, Refusal};
+use crate::core::request::{self, Command, Request};
+use crate::core::verify::{self, Refusal, Verified};
 use std::fmt;
 
 /// Longest user or server shown in a log line; longer ones are cut.
@@ -19,13 +19,16 @@ pub struct Helper {
 /// The answer to one request and what the log should say about it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Decision<'a> {
-    pub command: &'static str,
+    /// The request's command; `None` when the request could not be
+    /// understood (malformed or too long), logged as `request`.
+    pub command: Option<Command>,
     /// `(user, server)` when the request named them.
     pub jid: Option<(&'a str, &'a str)>,
     /// Why the answer is false; `None` when it is true.
     pub reason: Option<Reason>,
 }
 
+/// Why a request is answered false.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum Reason {
     #[error("request too long")]
@@ -36,8 +39,10 @@ pub enum Reason {
     Token(Refusal),
     #[error("{0}")]
     Replay(ReplayError),
-    #[error("not a served domain")]
-    NotServed,
+    /// The configuration has no keys for the request's domain: `auth` and
+    /// `isuser` (under `isuser = "served-domains"`) alike.
+    #[error("unknown domain")]
+    UnknownDomain,
     #[error("isuser = \"never\"")]
     PolicyNever,
     #[error("accounts are managed by the application, not by the XMPP server")]
@@ -69,33 +74,30 @@ impl Helper {
         Helper { config, replay }
     }
 
-    /// Answers one frame at unix time `now`.
-    pub fn handle<'a>(&mut self, frame: Frame<'a>, now: u64) -> Decision<'a> {
-        let (command, jid, outcome) = match frame {
-            Frame::TooLong => ("request", None, Err(Reason::TooLong)),
-            Frame::Request(bytes) => match Request::parse(bytes) {
-                Request::Auth {
-                    user,
-                    server,
-                    password,
-                } => (
-                    "auth",
-                    Some((user, server)),
-                    self.auth(user, server, password, now),
-                ),
-                Request::IsUser { user, server } => {
-                    ("isuser", Some((user, server)), self.isuser(server))
-                }
-                Request::Refused {
-                    command,
-                    user,
-                    server,
-                } => (command.name(), Some((user, server)), Err(Reason::ReadOnly)),
-                Request::Malformed(why) => ("request", None, Err(Reason::Malformed(why))),
-            },
+    /// Answers one frame at unix time `now`: the reply, and what to log.
+    pub fn answer<'a>(&mut self, frame: Frame<'a>, now: u64) -> Decision<'a> {
+        let request = match frame {
+            Frame::TooLong => {
+                return Decision {
+                    command: None,
+                    jid: None,
+                    reason: Some(Reason::TooLong),
+                };
+            }
+            Frame::Request(bytes) => Request::parse(bytes),
+        };
+        let (jid, outcome) = match request {
+            Request::Auth {
+                user,
+                server,
+                password,
+            } => (Some((user, server)), self.auth(user, server, password, now)),
+            Request::IsUser { user, server } => (Some((user, server)), self.isuser(server)),
+            Request::Refused { user, server, .. } => (Some((user, server)), Err(Reason::ReadOnly)),
+            Request::Malformed(why) => (None, Err(Reason::Malformed(why))),
         };
         Decision {
-            command,
+            command: request.command(),
             jid,
             reason: outcome.err(),
         }
@@ -105,18 +107,13 @@ impl Helper {
         match self.config.isuser {
             IsUserPolicy::Always => Ok(()),
             IsUserPolicy::ServedDomains if self.config.keys_for(server).is_some() => Ok(()),
-            IsUserPolicy::ServedDomains => Err(Reason::NotServed),
+            IsUserPolicy::ServedDomains => Err(Reason::UnknownDomain),
             IsUserPolicy::Never => Err(Reason::PolicyNever),
         }
     }
 
     fn auth(&mut self, user: &str, server: &str, password: &str, now: u64) -> Result<(), Reason> {
-        let keys = self
-            .config
-            .keys_for(server)
-            .ok_or(Reason::Token(Refusal::UnknownDomain))?;
-        let verified = verify::verify(keys, self.config.tokens, user, server, password, now)
-            .map_err(Reason::Token)?;
+        let verified = check_token(&self.config, user, server, password, now)?;
         if self.config.replay_protection {
             let id = TokenId {
                 user,
@@ -130,6 +127,20 @@ impl Helper {
         }
         Ok(())
     }
+}
+
+/// Whether `token` is valid for `user@server` at unix time `now` under
+/// `config`: every check of an `auth` request but the replay memory's. The
+/// `verify` command shows this verdict without recording anything.
+pub fn check_token<'t>(
+    config: &Config,
+    user: &str,
+    server: &str,
+    token: &'t str,
+    now: u64,
+) -> Result<Verified<'t>, Reason> {
+    let keys = config.keys_for(server).ok_or(Reason::UnknownDomain)?;
+    verify::verify(keys, config.tokens, user, server, token, now).map_err(Reason::Token)
 }
 
 /// Writes a user-supplied name so that it cannot forge or split a log line.
@@ -150,7 +161,7 @@ fn write_name(f: &mut fmt::Formatter<'_>, name: &str) -> fmt::Result {
 /// `auth alice@example.org: refused (bad signature)`: no password, ever.
 impl fmt::Display for Decision<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.command)?;
+        f.write_str(self.command.map_or("request", Command::name))?;
         if let Some((user, server)) = self.jid {
             f.write_str(" ")?;
             write_name(f, user)?;
@@ -204,7 +215,7 @@ mod tests {
         let request = format!("auth:{user}:{server}:{password}")
             .into_bytes()
             .leak();
-        helper.handle(Frame::Request(request), now)
+        helper.answer(Frame::Request(request), now)
     }
 
     #[test]
@@ -296,7 +307,7 @@ mod tests {
             ("isuser = \"always\"\n", "any.example", true),
         ];
         for (policy, server, expected) in cases {
-            let decision = helper(policy).handle(
+            let decision = helper(policy).answer(
                 Frame::Request(format!("isuser:bob:{server}").leak().as_bytes()),
                 NOW,
             );
@@ -308,17 +319,27 @@ mod tests {
         let mut helper = Helper::new(config);
         assert!(
             helper
-                .handle(Frame::Request(b"isuser:bob:listed.example"), NOW)
+                .answer(Frame::Request(b"isuser:bob:listed.example"), NOW)
                 .verdict()
         );
         assert!(
             !helper
-                .handle(Frame::Request(b"isuser:bob:other.example"), NOW)
+                .answer(Frame::Request(b"isuser:bob:other.example"), NOW)
                 .verdict()
         );
         let token = token("bob", "other.example", "1", NOW);
         let decision = auth(&mut helper, "bob", "other.example", &token, NOW);
-        assert_eq!(decision.reason, Some(Reason::Token(Refusal::UnknownDomain)));
+        assert_eq!(decision.reason, Some(Reason::UnknownDomain));
+        assert_eq!(
+            decision.to_string(),
+            "auth bob@other.example: refused (unknown domain)"
+        );
+        let decision = helper.answer(Frame::Request(b"isuser:bob:other.example"), NOW);
+        assert_eq!(decision.reason, Some(Reason::UnknownDomain));
+        assert_eq!(
+            decision.to_string(),
+            "isuser bob@other.example: refused (unknown domain)"
+        );
     }
 
     #[test]
@@ -334,11 +355,39 @@ mod tests {
             b"\xff",
         ] {
             assert!(
-                !helper.handle(Frame::Request(request), NOW).verdict(),
+                !helper.answer(Frame::Request(request), NOW).verdict(),
                 "{request:?}"
             );
         }
-        assert!(!helper.handle(Frame::TooLong, NOW).verdict());
+        assert!(!helper.answer(Frame::TooLong, NOW).verdict());
+    }
+
+    #[test]
+    fn log_lines_name_the_command_or_say_request() {
+        let mut helper = helper("");
+        for (frame, line) in [
+            (
+                Frame::Request(b"setpass:a:example.com:p"),
+                "setpass a@example.com: refused (accounts are managed by the application, not by the XMPP server)",
+            ),
+            (
+                Frame::Request(b"isuser:a:example.com"),
+                "isuser a@example.com: accepted",
+            ),
+            (
+                Frame::Request(b"auth:a:example.com"),
+                "request: refused (wrong number of fields for auth)",
+            ),
+            (
+                Frame::Request(b"AUTH:a:example.com:p"),
+                "request: refused (unknown command)",
+            ),
+            (Frame::TooLong, "request: refused (request too long)"),
+        ] {
+            assert_eq!(helper.answer(frame, NOW).to_string(), line);
+        }
+        let decision = helper.answer(Frame::Request(b"removeuser:a:example.com"), NOW);
+        assert_eq!(decision.command, Some(Command::RemoveUser));
     }
 
     #[test]

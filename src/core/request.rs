@@ -12,8 +12,8 @@ pub enum Request<'a> {
         user: &'a str,
         server: &'a str,
     },
-    /// A command this helper never grants (`setpass`, `tryregister`,
-    /// `removeuser`, `removeuser3`), with the fields it came with.
+    /// A command that changes accounts, which this helper never grants
+    /// (see [`Command::changes_accounts`]), with the fields it came with.
     Refused {
         command: Command,
         user: &'a str,
@@ -23,9 +23,11 @@ pub enum Request<'a> {
     Malformed(Malformed),
 }
 
-/// Commands that change accounts: the helper has no accounts to change.
+/// Every command of the protocol, by the name the server sends.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Command {
+    Auth,
+    IsUser,
     SetPass,
     TryRegister,
     RemoveUser,
@@ -33,13 +35,46 @@ pub enum Command {
 }
 
 impl Command {
+    const ALL: [Command; 6] = [
+        Command::Auth,
+        Command::IsUser,
+        Command::SetPass,
+        Command::TryRegister,
+        Command::RemoveUser,
+        Command::RemoveUser3,
+    ];
+
+    /// The command's name on the wire and in log lines.
     pub fn name(self) -> &'static str {
         match self {
+            Command::Auth => "auth",
+            Command::IsUser => "isuser",
             Command::SetPass => "setpass",
             Command::TryRegister => "tryregister",
             Command::RemoveUser => "removeuser",
             Command::RemoveUser3 => "removeuser3",
         }
+    }
+
+    /// The command named exactly `name` (names are case-sensitive).
+    pub fn from_name(name: &str) -> Option<Command> {
+        Command::ALL.into_iter().find(|c| c.name() == name)
+    }
+
+    /// Whether a password field follows user and server.
+    fn takes_password(self) -> bool {
+        !matches!(self, Command::IsUser | Command::RemoveUser)
+    }
+
+    /// Commands that change accounts: the helper has no accounts to change.
+    pub fn changes_accounts(self) -> bool {
+        !matches!(self, Command::Auth | Command::IsUser)
+    }
+}
+
+impl std::fmt::Display for Command {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
     }
 }
 
@@ -52,7 +87,7 @@ pub enum Malformed {
     #[error("unknown command")]
     UnknownCommand,
     #[error("wrong number of fields for {0}")]
-    FieldCount(&'static str),
+    FieldCount(Command),
     #[error("empty user or server")]
     EmptyField,
 }
@@ -72,41 +107,38 @@ impl<'a> Request<'a> {
         let text = std::str::from_utf8(bytes).map_err(|_| Malformed::NotUtf8)?;
         // The password is last and may contain ':'; user and server never do.
         let fields: Vec<&str> = text.splitn(4, ':').collect();
-        let (name, with_password) = match fields[0] {
-            "auth" => ("auth", true),
-            "isuser" => ("isuser", false),
-            "setpass" => ("setpass", true),
-            "tryregister" => ("tryregister", true),
-            "removeuser" => ("removeuser", false),
-            "removeuser3" => ("removeuser3", true),
-            _ => return Err(Malformed::UnknownCommand),
-        };
-        let expected = if with_password { 4 } else { 3 };
+        let command = Command::from_name(fields[0]).ok_or(Malformed::UnknownCommand)?;
+        let expected = if command.takes_password() { 4 } else { 3 };
         if fields.len() != expected {
-            return Err(Malformed::FieldCount(name));
+            return Err(Malformed::FieldCount(command));
         }
         let (user, server) = (fields[1], fields[2]);
         if user.is_empty() || server.is_empty() {
             return Err(Malformed::EmptyField);
         }
-        let refused = |command| {
-            Ok(Request::Refused {
-                command,
-                user,
-                server,
-            })
-        };
-        match name {
-            "auth" => Ok(Request::Auth {
+        Ok(match command {
+            Command::Auth => Request::Auth {
                 user,
                 server,
                 password: fields[3],
-            }),
-            "isuser" => Ok(Request::IsUser { user, server }),
-            "setpass" => refused(Command::SetPass),
-            "tryregister" => refused(Command::TryRegister),
-            "removeuser" => refused(Command::RemoveUser),
-            _ => refused(Command::RemoveUser3),
+            },
+            Command::IsUser => Request::IsUser { user, server },
+            command => Request::Refused {
+                command,
+                user,
+                server,
+            },
+        })
+    }
+
+    /// The command the request carries, or `None` when it could not be
+    /// understood.
+    pub fn command(&self) -> Option<Command> {
+        match self {
+            Request::Auth { .. } => Some(Command::Auth),
+            Request::IsUser { .. } => Some(Command::IsUser),
+            Request::Refused { command, .. } => Some(*command),
+            Request::Malformed(_) => None,
         }
     }
 }
@@ -162,7 +194,21 @@ mod tests {
                     server: "b"
                 }
             );
+            assert!(command.changes_accounts(), "{command}");
+            assert_eq!(Request::parse(text).command(), Some(command));
         }
+    }
+
+    #[test]
+    fn every_command_is_known_by_its_wire_name_only() {
+        for command in Command::ALL {
+            assert_eq!(Command::from_name(command.name()), Some(command));
+            assert_eq!(command.to_string(), command.name());
+            let upper = command.name().to_uppercase();
+            assert_eq!(Command::from_name(&upper), None);
+        }
+        assert!(!Command::Auth.changes_accounts() && !Command::IsUser.changes_accounts());
+        assert_eq!(Command::from_name("request"), None);
     }
 
     #[test]
@@ -172,9 +218,9 @@ mod tests {
             (b"auth:a:b:\xff", Malformed::NotUtf8),
             (b"certauth:a:b", Malformed::UnknownCommand),
             (b"AUTH:a:b:c", Malformed::UnknownCommand),
-            (b"auth:a:b", Malformed::FieldCount("auth")),
-            (b"isuser:a:b:c", Malformed::FieldCount("isuser")),
-            (b"isuser:a", Malformed::FieldCount("isuser")),
+            (b"auth:a:b", Malformed::FieldCount(Command::Auth)),
+            (b"isuser:a:b:c", Malformed::FieldCount(Command::IsUser)),
+            (b"isuser:a", Malformed::FieldCount(Command::IsUser)),
             (b"auth::b:c", Malformed::EmptyField),
             (b"isuser:a:", Malformed::EmptyField),
         ];

@@ -63,6 +63,8 @@ impl TokenParams {
     }
 }
 
+/// Why a token is refused, given the keys of its domain (a domain without
+/// keys is [`crate::core::helper::Reason::UnknownDomain`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum Refusal {
     #[error("malformed token: {0}")]
@@ -71,8 +73,6 @@ pub enum Refusal {
     OtpOutsideWindow,
     #[error("bad signature")]
     BadSignature,
-    #[error("unknown domain")]
-    UnknownDomain,
 }
 
 /// What a valid token tells the replay memory.
@@ -187,7 +187,6 @@ pub(crate) mod tests {
             Refusal::Malformed(_) => "malformed",
             Refusal::OtpOutsideWindow => "otp outside window",
             Refusal::BadSignature => "bad signature",
-            Refusal::UnknownDomain => "unknown domain",
         }
     }
 
