@@ -11,9 +11,20 @@ use std::io;
 /// a helper that kept them would hold the XMPP port after Prosody died and
 /// never see the terminal hang up.
 pub fn close_inherited() -> io::Result<()> {
+    close_from(3)
+}
+
+/// Closes every descriptor from `first` up: the socket daemon keeps the
+/// `keep` sockets systemd passed it as descriptors 3, 4, ….
+pub fn close_inherited_but_passed(keep: u32) -> io::Result<()> {
+    close_from(3 + keep)
+}
+
+fn close_from(first: u32) -> io::Result<()> {
     // SAFETY: close_range only closes descriptors; nothing in this process
-    // owns descriptors above 2 yet (it runs before anything is opened).
-    let rc = unsafe { libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, 0u32) };
+    // owns descriptors from `first` up yet (it runs before anything is
+    // opened).
+    let rc = unsafe { libc::syscall(libc::SYS_close_range, first, u32::MAX, 0u32) };
     if rc == 0 {
         return Ok(());
     }
@@ -28,7 +39,7 @@ pub fn close_inherited() -> io::Result<()> {
             open.push(fd);
         }
     }
-    for fd in open.into_iter().filter(|&fd| fd > 2) {
+    for fd in open.into_iter().filter(|&fd| fd >= first as libc::c_int) {
         // SAFETY: as above; the read_dir descriptor is already closed, and
         // closing a descriptor that is not open only returns EBADF.
         unsafe { libc::close(fd) };

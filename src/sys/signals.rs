@@ -195,3 +195,52 @@ fn waiting(fd: BorrowedFd<'_>) -> io::Result<usize> {
     }
     Ok(usize::try_from(count).unwrap_or(0))
 }
+
+/// The socket daemon's signals: SIGHUP reloads, SIGTERM and SIGINT stop.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DaemonSignal {
+    Reload,
+    Stop,
+}
+
+/// For a program of several threads: blocks the three signals in the
+/// calling thread, and so in every thread it starts afterwards, so that only
+/// [`DaemonSignals::wait`] takes them. Call before starting any thread.
+pub fn for_threads() -> io::Result<DaemonSignals> {
+    // SAFETY: sigemptyset and sigaddset fill a local set; pthread_sigmask
+    // reads it.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        for signal in STOP_SIGNALS {
+            libc::sigaddset(&mut set, signal);
+        }
+        let rc = libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
+        if rc != 0 {
+            return Err(io::Error::from_raw_os_error(rc));
+        }
+        // From now on a signal stays pending until taken: the handler, which
+        // exits at once, never runs.
+        SERVING.store(true, SeqCst);
+        Ok(DaemonSignals { set })
+    }
+}
+
+/// The three signals, blocked everywhere, to be taken by one thread.
+pub struct DaemonSignals {
+    set: libc::sigset_t,
+}
+
+impl DaemonSignals {
+    /// Sleeps until one of the three signals comes.
+    pub fn wait(&self) -> io::Result<DaemonSignal> {
+        let mut signal: libc::c_int = 0;
+        // SAFETY: sigwait reads the set and writes one int.
+        let rc = unsafe { libc::sigwait(&self.set, &mut signal) };
+        match (rc, signal) {
+            (0, libc::SIGHUP) => Ok(DaemonSignal::Reload),
+            (0, _) => Ok(DaemonSignal::Stop),
+            (e, _) => Err(io::Error::from_raw_os_error(e)),
+        }
+    }
+}
