@@ -5,9 +5,9 @@
 use crate::core::config::LogTarget;
 use crate::core::helper::{Decision, Reason};
 use crate::log_socket::{DEV_LOG, LogSocket};
-use std::cell::RefCell;
 use std::mem::Discriminant;
 use std::path::Path;
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 use syslog::Severity;
 
@@ -26,19 +26,19 @@ pub enum Level {
 pub struct Logger {
     target: LogTarget,
     /// Open when the target is syslog.
-    syslog: Option<RefCell<LogSocket>>,
-    alarms: RefCell<AlarmLimiter>,
+    syslog: Option<Mutex<LogSocket>>,
+    alarms: Mutex<AlarmLimiter>,
 }
 
 impl Logger {
     pub fn open(target: LogTarget) -> Logger {
         // Connected now, so that the socket exists before any request is read.
-        let syslog = (target == LogTarget::Syslog)
-            .then(|| RefCell::new(LogSocket::open(Path::new(DEV_LOG))));
+        let syslog =
+            (target == LogTarget::Syslog).then(|| Mutex::new(LogSocket::open(Path::new(DEV_LOG))));
         Logger {
             target,
             syslog,
-            alarms: RefCell::new(AlarmLimiter::default()),
+            alarms: Mutex::new(AlarmLimiter::default()),
         }
     }
 
@@ -56,7 +56,10 @@ impl Logger {
                     Level::Error => Severity::LOG_ERR,
                 };
                 if let Some(socket) = &self.syslog {
-                    socket.borrow_mut().send(severity, message);
+                    socket
+                        .lock()
+                        .unwrap_or_else(|poisoned| poisoned.into_inner())
+                        .send(severity, message);
                 }
             }
             LogTarget::Stderr => {
@@ -78,7 +81,12 @@ impl Logger {
         let level = match (decision.verdict(), &decision.reason) {
             (_, Some(Reason::Replay(e))) if e.is_alarm() => {
                 let kind = std::mem::discriminant(e);
-                match self.alarms.borrow_mut().admit(kind, Instant::now()) {
+                match self
+                    .alarms
+                    .lock()
+                    .unwrap_or_else(|poisoned| poisoned.into_inner())
+                    .admit(kind, Instant::now())
+                {
                     Admit::Log { suppressed: 0 } => Level::Error,
                     Admit::Log { suppressed } => {
                         let line = format!(

@@ -13,7 +13,7 @@ const LOGGED_NAME_MAX: usize = 128;
 
 pub struct Helper {
     config: Config,
-    replay: Box<dyn ReplayMemory>,
+    replay: Box<dyn ReplayMemory + Send>,
 }
 
 /// The answer to one request and what the log should say about it.
@@ -70,7 +70,7 @@ impl Helper {
 
     /// A helper that remembers accepted tokens in `replay`, such as a store
     /// shared with other helper processes.
-    pub fn with_replay_memory(config: Config, replay: Box<dyn ReplayMemory>) -> Helper {
+    pub fn with_replay_memory(config: Config, replay: Box<dyn ReplayMemory + Send>) -> Helper {
         Helper { config, replay }
     }
 
