@@ -12,6 +12,7 @@
 
 pub mod cli;
 pub mod config_file;
+pub mod listen;
 pub mod core;
 pub mod log;
 pub mod log_socket;

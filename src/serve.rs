@@ -18,15 +18,98 @@ pub fn unix_now() -> u64 {
         .map_or(0, |d| d.as_secs())
 }
 
-/// Answers requests until end of input, a hang-up, a closed stdout or a
-/// signal (after answering every request already waiting, see
+/// Whatever answers requests: the stdio helper's own [`Helper`], or the
+/// socket daemon's, shared by its connections. The conversation holds it
+/// for one batch of requests at a time.
+pub trait Answerer {
+    fn with_helper<R>(&mut self, f: impl FnOnce(&mut Helper) -> R) -> R;
+}
+
+impl Answerer for &mut Helper {
+    fn with_helper<R>(&mut self, f: impl FnOnce(&mut Helper) -> R) -> R {
+        f(self)
+    }
+}
+
+impl Answerer for &std::sync::Mutex<Helper> {
+    fn with_helper<R>(&mut self, f: impl FnOnce(&mut Helper) -> R) -> R {
+        // A panic while answering is a bug, but the replay memory it guards
+        // is still sound: go on.
+        f(&mut self.lock().unwrap_or_else(|poisoned| poisoned.into_inner()))
+    }
+}
+
+/// How a conversation ended.
+#[derive(Debug)]
+pub enum Ending {
+    /// `read` said stop (a signal), after everything read was answered.
+    Stopped,
+    /// End of input, or a hang-up.
+    InputEnded,
+    /// Writing the replies failed: the peer has gone, or worse.
+    WriteFailed(io::Error),
+    /// Reading failed (also a read time-out); the decoder keeps its state,
+    /// so the caller may converse again.
+    ReadFailed(io::Error),
+}
+
+/// One conversation with one peer, the same for the stdio helper and for
+/// each connection of the socket daemon: read requests, answer them in
+/// order, write each batch of replies in one write, until the input ends,
+/// `read` says stop (`Ok(None)`) or something fails.
+pub fn converse(
+    mut read: impl FnMut(&mut [u8]) -> io::Result<Option<usize>>,
+    output: &mut impl Write,
+    decoder: &mut Decoder,
+    mut answerer: impl Answerer,
+    logger: &Logger,
+    buffer: &mut [u8],
+) -> Ending {
+    let protocol = decoder.protocol();
+    let mut replies = Vec::with_capacity(4096);
+    loop {
+        let read = match read(buffer) {
+            Ok(None) => return Ending::Stopped,
+            Ok(Some(0)) => return Ending::InputEnded,
+            Ok(Some(read)) => read,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            // EIO is how a terminal says that Prosody has gone.
+            Err(e) if e.raw_os_error() == Some(libc::EIO) => return Ending::InputEnded,
+            Err(e) => return Ending::ReadFailed(e),
+        };
+        answerer.with_helper(|helper| {
+            decoder.feed(&buffer[..read], |frame| {
+                let decision = helper.answer(frame, unix_now());
+                logger.decision(&decision);
+                replies.extend_from_slice(protocol.reply(decision.verdict()));
+            })
+        });
+        buffer[..read].zeroize(); // the requests' passwords
+        if !replies.is_empty() {
+            if let Err(e) = output.write_all(&replies) {
+                return Ending::WriteFailed(e);
+            }
+            replies.clear();
+        }
+    }
+}
+
+/// Whether a failed write means only that the server has gone (a closed
+/// pipe or socket, a hung-up terminal).
+pub fn peer_gone(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::BrokenPipe | io::ErrorKind::ConnectionReset
+    ) || e.raw_os_error() == Some(libc::EIO)
+}
+
+/// Answers requests on stdin until end of input, a hang-up, a closed stdout
+/// or a signal (after answering every request already waiting, see
 /// [`signals`]). Always returns normally: nothing at runtime is worth a
 /// non-zero exit, which Prosody would never restart from.
 pub fn serve(helper: &mut Helper, mut decoder: Decoder, logger: &Logger) {
     let (mut input, mut output) = (stdio::input(), stdio::output());
-    let protocol = decoder.protocol();
     let mut buffer = vec![0u8; READ_SIZE];
-    let mut replies = Vec::with_capacity(4096);
     // Stop signals are blocked from here on, except while waiting for input.
     let mut serving = match signals::serving() {
         Ok(serving) => serving,
@@ -35,42 +118,20 @@ pub fn serve(helper: &mut Helper, mut decoder: Decoder, logger: &Logger) {
             return;
         }
     };
-    loop {
-        let read = match serving.read(&mut *input, &mut buffer) {
-            // A signal, and every request waiting then has been answered.
-            Ok(None) => return,
-            Ok(Some(0)) => {
-                if decoder.is_mid_request() {
-                    logger.log(Level::Notice, "input ended in the middle of a request");
-                }
-                return;
+    let read = |buffer: &mut [u8]| serving.read(&mut *input, buffer);
+    match converse(read, &mut *output, &mut decoder, helper, logger, &mut buffer) {
+        Ending::Stopped => {}
+        Ending::InputEnded => {
+            if decoder.is_mid_request() {
+                logger.log(Level::Notice, "input ended in the middle of a request");
             }
-            Ok(Some(read)) => read,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            // EIO is how a terminal says that Prosody has gone.
-            Err(e) if e.raw_os_error() == Some(libc::EIO) => return,
-            Err(e) => {
-                logger.log(Level::Error, &format!("cannot read requests: {e}; exiting"));
-                return;
-            }
-        };
-        decoder.feed(&buffer[..read], |frame| {
-            let decision = helper.answer(frame, unix_now());
-            logger.decision(&decision);
-            replies.extend_from_slice(protocol.reply(decision.verdict()));
-        });
-        buffer[..read].zeroize(); // the requests' passwords
-        if !replies.is_empty() {
-            if let Err(e) = output.write_all(&replies) {
-                // A closed pipe or a hung-up terminal: the server has gone.
-                let gone =
-                    e.kind() == io::ErrorKind::BrokenPipe || e.raw_os_error() == Some(libc::EIO);
-                if !gone {
-                    logger.log(Level::Error, &format!("cannot write replies: {e}; exiting"));
-                }
-                return;
-            }
-            replies.clear();
+        }
+        Ending::WriteFailed(e) if peer_gone(&e) => {}
+        Ending::WriteFailed(e) => {
+            logger.log(Level::Error, &format!("cannot write replies: {e}; exiting"));
+        }
+        Ending::ReadFailed(e) => {
+            logger.log(Level::Error, &format!("cannot read requests: {e}; exiting"));
         }
     }
 }

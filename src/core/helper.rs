@@ -74,6 +74,18 @@ impl Helper {
         Helper { config, replay }
     }
 
+    /// The configuration in force.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// Takes a new configuration (new keys, policy, token shape) and keeps
+    /// the replay memory: a reload must not forget used tokens. Returns the
+    /// old one.
+    pub fn reconfigure(&mut self, config: Config) -> Config {
+        std::mem::replace(&mut self.config, config)
+    }
+
     /// Answers one frame at unix time `now`: the reply, and what to log.
     pub fn answer<'a>(&mut self, frame: Frame<'a>, now: u64) -> Decision<'a> {
         let request = match frame {
