@@ -10,6 +10,7 @@
 
 #![deny(unsafe_code)]
 
+pub mod access;
 pub mod cli;
 pub mod config_file;
 pub mod listen;

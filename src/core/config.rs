@@ -124,6 +124,8 @@ pub struct Config {
     pub default_keys: Option<Keys>,
     /// Keys by lower-case domain name.
     pub domains: BTreeMap<String, Keys>,
+    /// The `*_file` files read, for checking who may read them.
+    pub key_files: Vec<PathBuf>,
     /// Problems that do not stop the helper (world-readable files, short
     /// secrets). Never contain secret material.
     pub warnings: Vec<String>,
@@ -168,6 +170,7 @@ impl Config {
             path,
             text,
             read,
+            key_files: Vec::new(),
             warnings: Vec::new(),
         }
         .validate(raw)
@@ -391,6 +394,7 @@ struct Parser<'a> {
     path: &'a Path,
     text: &'a str,
     read: &'a dyn Fn(&Path) -> Result<TextFile, ConfigError>,
+    key_files: Vec<PathBuf>,
     warnings: Vec<String>,
 }
 
@@ -571,6 +575,7 @@ impl Parser<'_> {
             listen,
             default_keys,
             domains,
+            key_files: self.key_files,
             warnings: self.warnings,
         })
     }
@@ -677,6 +682,7 @@ impl Parser<'_> {
             (None, Some(file)) => {
                 let path = self.relative_to_config(file.get_ref());
                 let found = (self.read)(&path)?;
+                self.key_files.push(path.clone());
                 if let Some(warning) = permission_warning(&path, found.mode) {
                     self.warnings.push(warning);
                 }

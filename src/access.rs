@@ -1,0 +1,186 @@
+//! Can an account use the files the helper needs? (`check-config --user`)
+//!
+//! `check-config` run as root can read everything, while the helper runs as
+//! `ejabberd` or `prosody`: a `chmod 0600` on a key file passes as root and
+//! breaks every login. This module answers, for an account (its uid and
+//! every group), whether the kernel's permission bits let it read a file,
+//! write one, or create one in a folder — the folders above included — and
+//! if not, says what fixes it. ACLs are not looked at: where a file has
+//! one, the answer may be too strict, never too lenient in practice, since
+//! the helper's packaging never sets them.
+
+use crate::sys::users::{self, Account};
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+
+/// What the helper does with a path.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Need {
+    Read,
+    ReadWrite,
+    /// Make a file in this folder (a replay store not made yet).
+    CreateIn,
+}
+
+/// A path the account cannot use, and the command that lets it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Denied {
+    pub path: PathBuf,
+    pub problem: String,
+    pub fix: String,
+}
+
+impl std::fmt::Display for Denied {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{}: {}; fix: {}",
+            self.path.display(),
+            self.problem,
+            self.fix
+        )
+    }
+}
+
+const R: u32 = 4;
+const W: u32 = 2;
+const X: u32 = 1;
+
+/// The permission bits that apply to `account` for a file of this owner,
+/// group and mode: the owner's, else the group's, else everyone's (the
+/// kernel uses exactly one class).
+fn bits(account: &Account, uid: u32, gid: u32, mode: u32) -> u32 {
+    if account.uid == uid {
+        (mode >> 6) & 7
+    } else if account.groups.contains(&gid) {
+        (mode >> 3) & 7
+    } else {
+        mode & 7
+    }
+}
+
+/// Whether `account` may `need` at `path`; `None` when it may.
+pub fn check(account: &Account, path: &Path, need: Need) -> Option<Denied> {
+    if account.uid == 0 {
+        return None;
+    }
+    // Every folder above must let the account through.
+    let folders: Vec<&Path> = path.ancestors().skip(1).collect();
+    for folder in folders
+        .into_iter()
+        .rev()
+        .filter(|f| !f.as_os_str().is_empty())
+    {
+        if let Some(denied) = check_one(account, folder, X, "enter") {
+            return Some(denied);
+        }
+    }
+    match need {
+        Need::Read => check_one(account, path, R, "read"),
+        Need::ReadWrite => check_one(account, path, R | W, "read and write"),
+        Need::CreateIn => check_one(account, path, W | X, "create files in"),
+    }
+}
+
+fn check_one(account: &Account, path: &Path, wanted: u32, verb: &str) -> Option<Denied> {
+    let meta = match std::fs::metadata(path) {
+        Ok(meta) => meta,
+        Err(e) => {
+            return Some(Denied {
+                path: path.to_owned(),
+                problem: format!("cannot be looked at: {e}"),
+                fix: "create it, or correct the path in the configuration".into(),
+            });
+        }
+    };
+    let mode = meta.mode() & 0o7777;
+    if bits(account, meta.uid(), meta.gid(), mode) & wanted == wanted {
+        return None;
+    }
+    let group = users::group_name(meta.gid()).unwrap_or_else(|| meta.gid().to_string());
+    let letters = |bits: u32| {
+        [(R, 'r'), (W, 'w'), (X, 'x')]
+            .iter()
+            .filter(|(b, _)| bits & b != 0)
+            .map(|(_, c)| *c)
+            .collect::<String>()
+    };
+    let display = path.display();
+    let fix = if account.uid == meta.uid() {
+        format!("chmod u+{} {display}", letters(wanted))
+    } else if account.groups.contains(&meta.gid()) {
+        format!("chmod g+{} {display}", letters(wanted))
+    } else {
+        format!(
+            "adduser {} {group} (then restart the XMPP server), and chmod g+{} {display} if needed",
+            account.name,
+            letters(wanted)
+        )
+    };
+    Some(Denied {
+        path: path.to_owned(),
+        problem: format!(
+            "{} cannot {verb} it (owner uid {}, group {group}, mode {mode:04o})",
+            account.name,
+            meta.uid()
+        ),
+        fix,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    fn account(uid: u32, groups: &[u32]) -> Account {
+        Account {
+            name: "ejabberd".into(),
+            uid,
+            groups: groups.to_vec(),
+        }
+    }
+
+    #[test]
+    fn exactly_one_class_of_bits_applies() {
+        // Owner bits win even when the group's would allow more.
+        assert_eq!(bits(&account(7, &[9]), 7, 9, 0o070), 0);
+        assert_eq!(bits(&account(8, &[9]), 7, 9, 0o640), R);
+        assert_eq!(bits(&account(8, &[5, 9]), 7, 9, 0o640), R);
+        assert_eq!(bits(&account(8, &[5]), 7, 9, 0o604), R);
+        assert_eq!(bits(&account(8, &[5]), 7, 9, 0o640), 0);
+    }
+
+    #[test]
+    fn a_file_the_account_cannot_read_is_named_with_its_fix() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+        let secret = dir.path().join("token_secret");
+        std::fs::write(&secret, "x").unwrap();
+        std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o600)).unwrap();
+        let meta = std::fs::metadata(&secret).unwrap();
+        let member = account(meta.uid() + 1, &[meta.gid()]);
+        let denied =
+            check(&member, &secret, Need::Read).expect("0600 is not readable by the group");
+        assert!(
+            denied.problem.starts_with("ejabberd cannot read it"),
+            "{denied}"
+        );
+        assert_eq!(denied.fix, format!("chmod g+r {}", secret.display()));
+        std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o640)).unwrap();
+        assert_eq!(check(&member, &secret, Need::Read), None);
+        assert!(check(&member, &secret, Need::ReadWrite).is_some());
+        let stranger = account(meta.uid() + 1, &[meta.gid() + 1]);
+        let denied = check(&stranger, &secret, Need::Read).unwrap();
+        assert!(denied.fix.starts_with("adduser ejabberd "), "{denied}");
+        // A folder above that it may not enter hides everything inside.
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o700)).unwrap();
+        let denied = check(&member, &secret, Need::Read).unwrap();
+        assert_eq!(denied.path, dir.path());
+        assert!(
+            denied.problem.starts_with("ejabberd cannot enter it"),
+            "{denied}"
+        );
+        assert_eq!(check(&account(0, &[0]), &secret, Need::ReadWrite), None);
+    }
+}
