@@ -1,0 +1,334 @@
+//! What each command does, between the command line ([`crate::main`]) and
+//! the library: serving, `generate`, `verify`, `check-config` and
+//! `gen-secret`. Every failure is an [`Error`], whose exit status is in the
+//! one table of [`xmpp_token_auth::cli::EXIT_STATUS`].
+
+use crate::error::Error;
+use crate::startup;
+use std::io::IsTerminal;
+use std::path::Path;
+use std::process::ExitCode;
+use xmpp_token_auth::config_file;
+use xmpp_token_auth::core::config::{Config, ProtocolChoice};
+use xmpp_token_auth::core::helper::{self, Helper, Reason};
+use xmpp_token_auth::core::replay::{ReplayError, TokenId};
+use xmpp_token_auth::core::{totp, verify};
+use xmpp_token_auth::log::{Level, Logger};
+use xmpp_token_auth::replay_store::{SharedStore, StoreSnapshot};
+use xmpp_token_auth::serve::{self, unix_now};
+use xmpp_token_auth::sys::{fds, signals, terminal};
+
+/// Serves until the XMPP server goes away or a signal comes: exit 0. A
+/// start-up failure goes to the log, and to stderr as
+/// [`startup::also_to_stderr`] says: exit 2.
+pub fn serve(path: &Path, protocol: Option<ProtocolChoice>) -> ExitCode {
+    let installed = signals::install();
+    let on_terminal = std::io::stdin().is_terminal();
+    let fail = |logger: &Logger, error: Error| {
+        logger.log(Level::Error, &error.to_string());
+        if startup::also_to_stderr(on_terminal, logger.target()) {
+            eprintln!("xmpp-token-auth: error: {error}");
+        }
+        ExitCode::from(error.exit_code())
+    };
+    if let Err(e) = installed {
+        return fail(
+            &Logger::open(startup::LOG_BEFORE_CONFIGURATION),
+            Error::Signals(e),
+        );
+    }
+    let notes = prepare_descriptors(on_terminal);
+    let config = match config_file::load(path) {
+        Ok(config) => config,
+        Err(e) => return fail(&Logger::open(startup::LOG_BEFORE_CONFIGURATION), e.into()),
+    };
+    let logger = Logger::open(startup::log_target(config.log, on_terminal));
+    for (level, note) in &notes {
+        logger.log(*level, note);
+    }
+    for warning in &config.warnings {
+        logger.log(Level::Warning, warning);
+        if startup::also_to_stderr(on_terminal, logger.target()) {
+            eprintln!("xmpp-token-auth: warning: {warning}");
+        }
+    }
+    let protocol = startup::protocol(protocol, config.protocol, on_terminal);
+    let store = match open_replay_store(&config) {
+        Ok(store) => store,
+        Err(e) => return fail(&logger, e),
+    };
+    logger.log(
+        Level::Info,
+        &format!(
+            "serving {} protocol for {}, configuration {}",
+            protocol.name(),
+            config.describe_domains(),
+            config.path.display()
+        ),
+    );
+    let mut helper = match store {
+        Some(store) => Helper::with_replay_memory(config, Box::new(store)),
+        None => Helper::new(config),
+    };
+    serve::serve(&mut helper, protocol.decoder(), &logger);
+    ExitCode::SUCCESS
+}
+
+/// The descriptors' first steps, right after the signal handlers: no leaked
+/// descriptor is kept, and on a terminal no byte of a password may be echoed
+/// or turned into a signal, nor any request answered that the terminal may
+/// have echoed back to Prosody. Returns what to log once the logger is
+/// open (nothing may be written to a terminal's stderr).
+fn prepare_descriptors(on_terminal: bool) -> Vec<(Level, String)> {
+    let mut notes = Vec::new();
+    if let Err(e) = fds::close_inherited() {
+        notes.push((
+            Level::Error,
+            format!("cannot close inherited descriptors: {e}"),
+        ));
+    }
+    if !on_terminal {
+        return notes;
+    }
+    let stdin = std::io::stdin();
+    let fd = std::os::fd::AsFd::as_fd(&stdin);
+    if let Err(e) = terminal::make_raw(fd) {
+        notes.push((
+            Level::Error,
+            format!("cannot make the terminal raw: {e}; passwords may be echoed and requests cut"),
+        ));
+    }
+    match terminal::discard_input(fd) {
+        Ok(0) => {}
+        Ok(bytes) => notes.push((
+            Level::Notice,
+            format!(
+                "discarded {bytes} bytes of input waiting on the terminal at start, \
+                 unanswered: the terminal may have echoed them back as a reply"
+            ),
+        )),
+        Err(e) => notes.push((
+            Level::Error,
+            format!(
+                "cannot discard input waiting on the terminal: {e}; \
+                 if it was echoed, replies may be one behind"
+            ),
+        )),
+    }
+    notes
+}
+
+/// The shared replay store, when the configuration asks for one.
+fn open_replay_store(config: &Config) -> Result<Option<SharedStore>, Error> {
+    let Some(store) = config
+        .replay_store
+        .as_ref()
+        .filter(|_| config.replay_protection)
+    else {
+        return Ok(None);
+    };
+    SharedStore::open(&store.path, config.replay_cache_size, unix_now())
+        .map(Some)
+        .map_err(|cause| Error::ReplayStore {
+            config: config.path.clone(),
+            line: store.line,
+            cause,
+        })
+}
+
+/// The shared replay store as it is now, read without creating, writing or
+/// locking anything (`check-config` and `verify` run as root in a folder the
+/// XMPP server's group can write to).
+fn read_replay_store(config: &Config) -> Result<Option<StoreSnapshot>, Error> {
+    let Some(store) = config
+        .replay_store
+        .as_ref()
+        .filter(|_| config.replay_protection)
+    else {
+        return Ok(None);
+    };
+    StoreSnapshot::read(&store.path, config.replay_cache_size)
+        .map(Some)
+        .map_err(|cause| Error::ReplayStore {
+            config: config.path.clone(),
+            line: store.line,
+            cause,
+        })
+}
+
+/// Splits a bare JID into user and domain.
+fn split_jid(jid: &str) -> Result<(&str, &str), Error> {
+    jid.split_once('@')
+        .filter(|(user, server)| {
+            !user.is_empty() && !server.is_empty() && !server.contains(['@', '/'])
+        })
+        .ok_or_else(|| Error::NotBareJid {
+            jid: jid.to_string(),
+        })
+}
+
+/// Prints a token for `jid`, as the application would mint it.
+pub fn generate(
+    config: &Config,
+    jid: &str,
+    nonce: Option<String>,
+    at: Option<u64>,
+) -> Result<(), Error> {
+    let (user, server) = split_jid(jid)?;
+    let keys = config
+        .keys_for(server)
+        .ok_or_else(|| Error::UnknownDomain {
+            domain: server.to_string(),
+            served: config.describe_domains(),
+        })?;
+    let nonce_digits = config.tokens.nonce_digits;
+    let nonce = match nonce {
+        Some(n) if !n.bytes().all(|b| b.is_ascii_digit()) => return Err(Error::NonceNotDigits),
+        Some(n) if n.len() != nonce_digits as usize => {
+            return Err(Error::NonceLength {
+                given: n.len(),
+                nonce_digits,
+            });
+        }
+        Some(n) => n,
+        None => random_digits(nonce_digits as usize),
+    };
+    if jid.chars().any(char::is_uppercase) {
+        eprintln!(
+            "xmpp-token-auth: warning: XMPP servers lower-case the JID before asking the helper; \
+             this token is for {jid} exactly and will not log {} in",
+            jid.to_lowercase()
+        );
+    }
+    let now = at.unwrap_or_else(unix_now);
+    println!(
+        "{}",
+        verify::generate(keys, config.tokens, user, server, &nonce, now)
+    );
+    Ok(())
+}
+
+/// Says whether `token` is valid for `jid`, as `auth` would decide, without
+/// recording it: `valid: …` or [`Error::Invalid`].
+pub fn verify(config: &Config, jid: &str, token: &str, at: Option<u64>) -> Result<(), Error> {
+    let (user, server) = split_jid(jid)?;
+    let now = at.unwrap_or_else(unix_now);
+    let verified = helper::check_token(config, user, server, token, now).map_err(|reason| {
+        let detail = match reason {
+            Reason::UnknownDomain => {
+                format!(" {server} (served: {})", config.describe_domains())
+            }
+            _ => String::new(),
+        };
+        Error::Invalid { reason, detail }
+    })?;
+    if let Some(snapshot) = read_replay_store(config)? {
+        let id = TokenId {
+            user,
+            server,
+            otp: verified.otp,
+            nonce: verified.nonce,
+        };
+        if snapshot.was_used(&id, now) {
+            let store = config.replay_store.as_ref().map(|s| s.path.display());
+            return Err(Error::Invalid {
+                reason: Reason::Replay(ReplayError::Replayed),
+                detail: store.map_or(String::new(), |path| format!(" (replay store {path})")),
+            });
+        }
+    }
+    println!("valid: token for {jid}");
+    Ok(())
+}
+
+/// Summarises a valid configuration; the replay store is looked at, never
+/// touched.
+pub fn check_config(config: &Config) -> Result<(), Error> {
+    let snapshot = read_replay_store(config)?;
+    let tokens = config.tokens;
+    println!("{}: OK", config.path.display());
+    println!("  domains:  {}", config.describe_domains());
+    println!(
+        "  tokens:   {} OTP digits, {} s steps, ±{} steps, nonces of {} digits",
+        tokens.otp_digits, tokens.otp_interval, tokens.otp_window, tokens.nonce_digits
+    );
+    if config.replay_protection {
+        let memory = match (&config.replay_store, snapshot) {
+            (Some(store), Some(snapshot)) if snapshot.exists() => format!(
+                "shared store {} ({} tokens remembered now)",
+                store.path.display(),
+                snapshot.live_records(unix_now())
+            ),
+            (Some(store), _) => format!(
+                "shared store {} (made by the first helper that starts)",
+                store.path.display()
+            ),
+            (None, _) => "this process's memory".to_string(),
+        };
+        println!(
+            "  replay:   on, up to {} live tokens, in {memory}",
+            config.replay_cache_size
+        );
+    } else {
+        println!("  replay:   OFF: a token can be used again until it expires");
+    }
+    println!("  isuser:   {}", config.isuser);
+    println!("  protocol: {}", config.protocol);
+    println!("  log:      {}", config.log);
+    Ok(())
+}
+
+/// Prints a fresh `token_secret` and `otp_seed` as configuration lines.
+pub fn gen_secret() -> Result<(), Error> {
+    // 20 bytes = 160 bits = exactly 32 base32 characters.
+    let secret = zeroize::Zeroizing::new(random_bytes::<20>());
+    let seed = zeroize::Zeroizing::new(random_bytes::<20>());
+    println!("token_secret = \"{}\"", totp::encode_base32(&*secret));
+    println!("otp_seed = \"{}\"", totp::encode_base32(&*seed));
+    Ok(())
+}
+
+fn random_bytes<const N: usize>() -> [u8; N] {
+    let mut bytes = [0u8; N];
+    getrandom::fill(&mut bytes).expect("the operating system's random source failed");
+    bytes
+}
+
+/// Uniform random decimal digits, by rejection sampling.
+fn random_digits(count: usize) -> String {
+    let mut digits = String::with_capacity(count);
+    while digits.len() < count {
+        for byte in random_bytes::<64>() {
+            if byte < 250 && digits.len() < count {
+                digits.push(char::from(b'0' + byte % 10));
+            }
+        }
+    }
+    digits
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_bare_jid_has_a_user_and_a_domain_and_no_resource() {
+        assert_eq!(split_jid("a@b").unwrap(), ("a", "b"));
+        assert_eq!(split_jid("a@b.example").unwrap(), ("a", "b.example"));
+        for jid in ["a", "@b", "a@", "a@b/r", "a@b@c", ""] {
+            assert!(
+                matches!(split_jid(jid), Err(Error::NotBareJid { .. })),
+                "{jid}"
+            );
+        }
+    }
+
+    #[test]
+    fn random_digits_are_digits_of_the_length_asked() {
+        for count in [0, 1, 32, 64, 200] {
+            let digits = random_digits(count);
+            assert_eq!(digits.len(), count);
+            assert!(digits.bytes().all(|b| b.is_ascii_digit()));
+        }
+    }
+}
