@@ -4,40 +4,54 @@
 //!     cargo run --example generate-docs -- OUT_DIR
 //!
 //! OUT_DIR receives `xmpp-token-auth.1`, `xmpp-token-auth.bash`,
-//! `_xmpp-token-auth` (zsh) and `xmpp-token-auth.fish`.
+//! `_xmpp-token-auth` (zsh) and `xmpp-token-auth.fish` (packaging/build.sh
+//! does this). The man page is also committed as `docs/xmpp-token-auth.1`;
+//! after changing the command line, rewrite it with
+//!
+//!     cargo run --example generate-docs -- --update
+//!
+//! and `--check` exits 1 when it differs from the generated one (the test
+//! `tests/man_page.rs` makes the same comparison).
 
 use clap::CommandFactory;
 use clap_complete::Shell;
-use std::path::PathBuf;
-use xmpp_token_auth::cli::Cli;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use xmpp_token_auth::cli::{Cli, EXIT_STATUS};
 
 const NAME: &str = "xmpp-token-auth";
 
-/// Sections a CLI reference alone does not give an operator.
-const EXTRA_SECTIONS: &[(&str, &str)] = &[
+/// The committed man page, relative to the crate's root.
+pub const COMMITTED_MAN_PAGE: &str = "docs/xmpp-token-auth.1";
+
+/// An entry of a section: a tag (a path, a variable) and what it is.
+type Entry = (&'static str, &'static str);
+
+const FILES: &[Entry] = &[
     (
-        "FILES",
-        "/etc/xmpp-token-auth/config.toml\n\
-         The configuration (TOML), unless --config or $XMPP_TOKEN_AUTH_CONFIG names another. \
-         It must be readable by the XMPP server's user and by no one else.\n\
-         /etc/xmpp-token-auth/token_secret, /etc/xmpp-token-auth/otp_seed\n\
-         The keys the packaged configuration reads (token_secret_file, otp_seed_file), \
-         generated at installation.\n\
-         /var/lib/xmpp-token-auth/replay\n\
-         The replay store shared by all helper processes (replay_store in the packaged \
+        "/etc/xmpp-token-auth/config.toml",
+        "The configuration (TOML), unless --config or $XMPP_TOKEN_AUTH_CONFIG names another. \
+         It must be readable by the XMPP server's user and by no one else.",
+    ),
+    (
+        "/etc/xmpp-token-auth/token_secret, /etc/xmpp-token-auth/otp_seed",
+        "The keys the packaged configuration reads (token_secret_file, otp_seed_file), \
+         generated at installation.",
+    ),
+    (
+        "/var/lib/xmpp-token-auth/replay",
+        "The replay store shared by all helper processes (replay_store in the packaged \
          configuration), with its lock file replay.lock.",
     ),
-    (
-        "ENVIRONMENT",
-        "XMPP_TOKEN_AUTH_CONFIG\nPath of the configuration file when --config is not given.",
-    ),
-    (
-        "EXIT STATUS",
-        "0: success, a valid token (verify), or any end of serving (end of input, hang-up, \
-         signal, closed stdout).\n\
-         1: verify found the token invalid.\n\
-         2: the configuration or the command line is invalid; the message names the file, line and key.",
-    ),
+];
+
+const ENVIRONMENT: &[Entry] = &[(
+    "XMPP_TOKEN_AUTH_CONFIG",
+    "Path of the configuration file when --config is not given.",
+)];
+
+/// Sections of paragraphs, after EXIT STATUS.
+const CLOSING_SECTIONS: &[(&str, &str)] = &[
     (
         "SIGNALS",
         "SIGTERM, SIGINT and SIGHUP end the helper with status 0 once the reply in progress is \
@@ -50,36 +64,104 @@ const EXTRA_SECTIONS: &[(&str, &str)] = &[
     ),
 ];
 
-fn main() -> std::io::Result<()> {
-    let out = PathBuf::from(
-        std::env::args()
-            .nth(1)
-            .expect("usage: generate-docs OUT_DIR"),
-    );
-    std::fs::create_dir_all(&out)?;
-    let command = Cli::command();
+fn main() -> ExitCode {
+    let usage = "usage: generate-docs OUT_DIR | --update | --check";
+    let Some(arg) = std::env::args().nth(1) else {
+        eprintln!("{usage}");
+        return ExitCode::from(2);
+    };
+    let committed = Path::new(env!("CARGO_MANIFEST_DIR")).join(COMMITTED_MAN_PAGE);
+    let done = match arg.as_str() {
+        "--update" => std::fs::write(&committed, man_page()),
+        "--check" => match std::fs::read(&committed) {
+            Ok(text) if text == man_page() => Ok(()),
+            Ok(_) => {
+                eprintln!(
+                    "{COMMITTED_MAN_PAGE} differs from the command line's definition: \
+                     run `cargo run --example generate-docs -- --update` and commit it"
+                );
+                return ExitCode::FAILURE;
+            }
+            Err(e) => Err(e),
+        },
+        flag if flag.starts_with('-') => {
+            eprintln!("{usage}");
+            return ExitCode::from(2);
+        }
+        out => write_all(&PathBuf::from(out)),
+    };
+    match done {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("generate-docs: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
 
+/// The man page and the completions into `out`.
+fn write_all(out: &Path) -> std::io::Result<()> {
+    std::fs::create_dir_all(out)?;
+    std::fs::write(out.join(format!("{NAME}.1")), man_page())?;
+    for shell in [Shell::Bash, Shell::Zsh, Shell::Fish] {
+        clap_complete::generate_to(shell, &mut Cli::command(), NAME, out)?;
+    }
+    Ok(())
+}
+
+/// The man page, in roff.
+pub fn man_page() -> Vec<u8> {
     let mut page = Vec::new();
+    render_man_page(&mut page).expect("writing to a Vec cannot fail");
+    page
+}
+
+fn render_man_page(page: &mut Vec<u8>) -> std::io::Result<()> {
+    let command = Cli::command();
     let man = clap_mangen::Man::new(command.clone());
-    man.render_title(&mut page)?;
-    man.render_name_section(&mut page)?;
-    man.render_synopsis_section(&mut page)?;
-    man.render_description_section(&mut page)?;
-    man.render_options_section(&mut page)?;
-    render_commands(&command, &mut page);
-    for (title, body) in EXTRA_SECTIONS {
+    man.render_title(page)?;
+    man.render_name_section(page)?;
+    man.render_synopsis_section(page)?;
+    man.render_description_section(page)?;
+    man.render_options_section(page)?;
+    render_commands(&command, page);
+    render_entries("FILES", FILES.iter().copied(), page);
+    render_entries("ENVIRONMENT", ENVIRONMENT.iter().copied(), page);
+    let statuses: Vec<(String, &str)> = EXIT_STATUS
+        .iter()
+        .map(|(code, meaning)| (code.to_string(), *meaning))
+        .collect();
+    render_entries(
+        "EXIT STATUS",
+        statuses
+            .iter()
+            .map(|(code, meaning)| (code.as_str(), *meaning)),
+        page,
+    );
+    for (title, body) in CLOSING_SECTIONS {
         page.extend_from_slice(format!(".SH \"{title}\"\n").as_bytes());
         for paragraph in body.split('\n') {
             page.extend_from_slice(format!("{}\n.PP\n", roff_escape(paragraph)).as_bytes());
         }
     }
-    man.render_version_section(&mut page)?;
-    std::fs::write(out.join(format!("{NAME}.1")), page)?;
+    man.render_version_section(page)
+}
 
-    for shell in [Shell::Bash, Shell::Zsh, Shell::Fish] {
-        clap_complete::generate_to(shell, &mut command.clone(), NAME, &out)?;
+/// A section of tagged paragraphs (`.TP`).
+fn render_entries<'a>(
+    title: &str,
+    entries: impl Iterator<Item = (&'a str, &'a str)>,
+    page: &mut Vec<u8>,
+) {
+    let mut out = format!(".SH \"{title}\"\n");
+    for (tag, body) in entries {
+        out.push_str(&format!(
+            ".TP\n\\fB{}\\fR\n{}\n",
+            roff_escape(tag),
+            roff_escape(body)
+        ));
     }
-    Ok(())
+    page.extend_from_slice(out.as_bytes());
 }
 
 /// One COMMANDS section with every subcommand, its arguments and options,
