@@ -102,7 +102,7 @@ impl Pty {
             echo.pop();
             echo.extend_from_slice(b"\r\n");
             let mut got = Vec::new();
-            let deadline = Instant::now() + Duration::from_secs(5);
+            let deadline = Instant::now() + DEADLINE;
             while got.len() < echo.len() && Instant::now() < deadline {
                 got.extend(read_for(&mut master, Duration::from_millis(100)));
             }
@@ -162,7 +162,7 @@ impl Pty {
             });
         }
         let child = command.spawn()?;
-        let pty = Pty { child, master };
+        let mut pty = Pty { child, master };
         pty.wait_until_reading();
         if !start.hobbled {
             assert!(pty.is_raw(), "helper never put the terminal in raw mode");
@@ -174,10 +174,13 @@ impl Pty {
     /// first request: it has started, and whatever it does to the terminal
     /// and to input that was waiting there is done. (A real host does not
     /// wait: requests that meet a helper still starting are not answered.)
-    fn wait_until_reading(&self) {
+    fn wait_until_reading(&mut self) {
         let proc = format!("/proc/{}", self.child.id());
-        let deadline = Instant::now() + Duration::from_secs(10);
+        let deadline = Instant::now() + DEADLINE;
         loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                panic!("the helper exited while starting: {status}");
+            }
             // "running", or the number and arguments of the blocking call.
             let waiting = match std::fs::read_to_string(format!("{proc}/syscall")) {
                 Ok(call) => {
@@ -202,7 +205,10 @@ impl Pty {
             if waiting {
                 return;
             }
-            assert!(Instant::now() < deadline, "helper never waited for input");
+            assert!(
+                Instant::now() < deadline,
+                "the helper never waited for input within {DEADLINE:?}"
+            );
             std::thread::sleep(Duration::from_millis(5));
         }
     }
@@ -211,18 +217,66 @@ impl Pty {
         termios(&self.master).c_lflag & (libc::ICANON | libc::ECHO | libc::ISIG) == 0
     }
 
-    /// Reads exactly `expected.len()` bytes, then checks nothing else follows.
-    fn expect(&mut self, expected: &[u8]) {
+    /// Reads `len` bytes (or what has come by the deadline, or before the
+    /// helper exited), then whatever follows within 200 ms: all the terminal
+    /// had to say.
+    fn read_answer(&mut self, len: usize) -> Vec<u8> {
         let mut got = Vec::new();
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while got.len() < expected.len() && Instant::now() < deadline {
-            got.extend(self.read_for(Duration::from_millis(100)));
+        let deadline = Instant::now() + DEADLINE;
+        while got.len() < len && Instant::now() < deadline {
+            let more = self.read_for(Duration::from_millis(100));
+            if more.is_empty() && self.child.try_wait().unwrap().is_some() {
+                break; // nothing more will come
+            }
+            got.extend(more);
         }
         got.extend(self.read_for(Duration::from_millis(200)));
+        got
+    }
+
+    /// Reads exactly `expected.len()` bytes, then checks nothing else follows.
+    #[track_caller]
+    fn expect(&mut self, what: &str, expected: &[u8]) {
+        let got = self.read_answer(expected.len());
         assert_eq!(
             String::from_utf8_lossy(&got),
-            String::from_utf8_lossy(expected)
+            String::from_utf8_lossy(expected),
+            "{what}"
         );
+    }
+
+    /// Sends the step's request and checks that the reply, and nothing but
+    /// the reply, is its verdict, and that the helper is still there.
+    #[track_caller]
+    fn ask(&mut self, step: &Expect) {
+        self.send(&step.request);
+        let got = match &self.read_answer(2)[..] {
+            b"1\n" => true,
+            b"0\n" => false,
+            other => panic!(
+                "{}: expected {}, got {:?}, which is no reply",
+                step.what,
+                verdict_name(step.verdict),
+                String::from_utf8_lossy(other)
+            ),
+        };
+        assert!(
+            got == step.verdict,
+            "{}: expected {}, got {}",
+            step.what,
+            verdict_name(step.verdict),
+            verdict_name(got)
+        );
+        self.assert_alive(&step.what);
+    }
+
+    /// Each step in turn, as Prosody asks: a request, then its reply.
+    #[track_caller]
+    fn expect_verdicts(&mut self, story: &[Expect]) {
+        assert!(!story.is_empty(), "a story with nothing to check");
+        for step in story {
+            self.ask(step);
+        }
     }
 
     fn read_for(&mut self, timeout: Duration) -> Vec<u8> {
@@ -239,30 +293,23 @@ impl Pty {
         // SAFETY: signalling our own child.
         let rc = unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) };
         assert_eq!(rc, 0);
-        let status = child.wait().unwrap();
+        let status = wait_with_deadline(&mut child, DEADLINE, "the exit on SIGTERM");
         assert_eq!(status.code(), Some(0), "{status:?}");
     }
 
-    fn assert_alive(&mut self) {
-        assert!(self.child.try_wait().unwrap().is_none(), "the helper died");
+    #[track_caller]
+    fn assert_alive(&mut self, after: &str) {
+        if let Some(status) = self.child.try_wait().unwrap() {
+            panic!("{after}: the helper died: {status}");
+        }
     }
 
     /// Prosody going away: the master closes, the helper must exit 0.
     fn hang_up(self) {
         let Pty { mut child, master } = self;
         drop(master);
-        let deadline = Instant::now() + Duration::from_secs(5);
-        loop {
-            if let Some(status) = child.try_wait().unwrap() {
-                assert_eq!(status.code(), Some(0), "{status:?}");
-                return;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "helper still running after hang-up"
-            );
-            std::thread::sleep(Duration::from_millis(10));
-        }
+        let status = wait_with_deadline(&mut child, DEADLINE, "the exit on hang-up");
+        assert_eq!(status.code(), Some(0), "{status:?}");
     }
 }
 
@@ -280,11 +327,11 @@ impl Syslog {
         Syslog { dir, socket }
     }
 
-    /// The messages received until one contains `last` (or 5 s have passed),
-    /// and any that follow within 200 ms.
+    /// The messages received until one contains `last` (or the deadline has
+    /// passed), and any that follow within 200 ms.
     fn until(&self, last: &str) -> Vec<String> {
         let mut lines: Vec<String> = Vec::new();
-        let deadline = Instant::now() + Duration::from_secs(5);
+        let deadline = Instant::now() + DEADLINE;
         let mut stop = deadline;
         while let Some(left) = stop.checked_duration_since(Instant::now()) {
             self.socket
@@ -453,6 +500,9 @@ fn read_for(master: &mut File, timeout: Duration) -> Vec<u8> {
     }
 }
 
+const ALICE: &str = "alice@example.org";
+const ISUSER: &[u8] = b"isuser:alice:example.org\n";
+
 fn line(jid: &str, password: &[u8]) -> Vec<u8> {
     let (user, server) = jid.split_once('@').unwrap();
     let mut out = format!("auth:{user}:{server}:").into_bytes();
@@ -472,35 +522,50 @@ fn logins_over_a_cooked_pseudo_terminal_get_exact_replies() {
     )
     .unwrap();
     let mut pty = Pty::start(&setup);
-    let token = token("alice@example.org", "4242");
-
-    pty.send(&line("alice@example.org", token.as_bytes()));
-    pty.expect(b"1\n");
-    pty.send(&line("alice@example.org", token.as_bytes()));
-    pty.expect(b"0\n");
-
+    let token = token(ALICE, "4242");
+    pty.expect_verdicts(&[
+        accepted(
+            "alice logs in with a fresh token",
+            line(ALICE, token.as_bytes()),
+        ),
+        refused(
+            "the same token again: a replay",
+            line(ALICE, token.as_bytes()),
+        ),
+    ]);
     // Each of these would, in cooked mode, kill or freeze the helper, end the
-    // line early, or split one request into two.
-    for hostile in [
-        &b"pa\x03ss"[..],
-        b"pa\rss",
-        b"a\rauth:alice:example.org:x",
-        b"\x1c",
-        b"\x1a",
-        b"\x04",
-        b"\x13",
-        b"\x7f\x15\x17",
-        "pässwörd€".as_bytes(),
-    ] {
-        pty.send(&line("alice@example.org", hostile));
-        pty.expect(b"0\n");
-        pty.assert_alive();
-    }
-    let fresh = common::token("alice@example.org", "4343");
-    pty.send(&line("alice@example.org", fresh.as_bytes()));
-    pty.expect(b"1\n");
-    pty.send(b"isuser:alice:example.org\r\n");
-    pty.expect(b"1\n");
+    // line early, or split one request into two; each gets one reply, false.
+    pty.expect_verdicts(&[
+        refused(
+            "a password with ^C (SIGINT) inside",
+            line(ALICE, b"pa\x03ss"),
+        ),
+        refused(
+            "a password with \\r (a line end) inside",
+            line(ALICE, b"pa\rss"),
+        ),
+        refused(
+            "a second request after a \\r",
+            line(ALICE, b"a\rauth:alice:example.org:x"),
+        ),
+        refused("^\\ (SIGQUIT)", line(ALICE, b"\x1c")),
+        refused("^Z (SIGTSTP)", line(ALICE, b"\x1a")),
+        refused("^D (end of file)", line(ALICE, b"\x04")),
+        refused("^S (stop output)", line(ALICE, b"\x13")),
+        refused("erase, kill and word-erase", line(ALICE, b"\x7f\x15\x17")),
+        refused("a password in UTF-8", line(ALICE, "pässwörd€".as_bytes())),
+    ]);
+    let fresh = common::token(ALICE, "4343");
+    pty.expect_verdicts(&[
+        accepted(
+            "a fresh token after all that",
+            line(ALICE, fresh.as_bytes()),
+        ),
+        accepted(
+            "isuser alice, the line ending in \\r\\n",
+            b"isuser:alice:example.org\r\n".to_vec(),
+        ),
+    ]);
     pty.hang_up();
 }
 
@@ -508,16 +573,22 @@ fn logins_over_a_cooked_pseudo_terminal_get_exact_replies() {
 fn a_token_with_a_carriage_return_inside_is_refused_not_cut() {
     let setup = Setup::new("");
     let mut pty = Pty::start(&setup);
-    let token = token("alice@example.org", "77");
+    let token = token(ALICE, "77");
     // With ICRNL on, "\r" would end the line and the valid token after it
     // would be answered as a request of its own.
     let mut password = b"x\r".to_vec();
-    password.extend(line("alice@example.org", token.as_bytes()));
+    password.extend(line(ALICE, token.as_bytes()));
     password.pop();
-    pty.send(&line("alice@example.org", &password));
-    pty.expect(b"0\n");
-    pty.send(&line("alice@example.org", token.as_bytes()));
-    pty.expect(b"1\n");
+    pty.expect_verdicts(&[
+        refused(
+            "a password, \\r, then a request with a valid token",
+            line(ALICE, &password),
+        ),
+        accepted(
+            "that token, in a request of its own, unused",
+            line(ALICE, token.as_bytes()),
+        ),
+    ]);
     pty.hang_up();
 }
 
@@ -534,8 +605,7 @@ fn descriptors_leaked_by_the_host_are_closed_so_hang_up_is_seen_and_ports_are_fr
         },
     )
     .unwrap();
-    pty.send(b"isuser:alice:example.org\n");
-    pty.expect(b"1\n");
+    pty.expect_verdicts(&[accepted("isuser alice", ISUSER.to_vec())]);
 
     let open: Vec<String> = std::fs::read_dir(format!("/proc/{}/fd", pty.child.id()))
         .unwrap()
@@ -554,12 +624,11 @@ fn descriptors_leaked_by_the_host_are_closed_so_hang_up_is_seen_and_ports_are_fr
 fn a_signalled_helper_exits_zero_so_prosody_would_start_a_fresh_one() {
     let setup = Setup::new("");
     let mut pty = Pty::start(&setup);
-    pty.send(b"isuser:alice:example.org\n");
-    pty.expect(b"1\n");
+    pty.expect_verdicts(&[accepted("isuser alice", ISUSER.to_vec())]);
     // SAFETY: signalling our own child.
     let rc = unsafe { libc::kill(pty.child.id() as libc::pid_t, libc::SIGTERM) };
     assert_eq!(rc, 0);
-    let status = pty.child.wait().unwrap();
+    let status = wait_with_deadline(&mut pty.child, DEADLINE, "the exit on SIGTERM");
     assert_eq!(
         status.code(),
         Some(0),
@@ -567,9 +636,9 @@ fn a_signalled_helper_exits_zero_so_prosody_would_start_a_fresh_one() {
     );
 
     let mut fresh = Pty::start(&setup);
-    let token = token("alice@example.org", "9");
-    fresh.send(&line("alice@example.org", token.as_bytes()));
-    fresh.expect(b"1\n");
+    let token = token(ALICE, "9");
+    let login = "alice logs in through the helper started afresh";
+    fresh.expect_verdicts(&[accepted(login, line(ALICE, token.as_bytes()))]);
     fresh.hang_up();
 }
 
@@ -584,12 +653,17 @@ fn a_terminal_left_entirely_in_its_default_cooked_mode_is_made_raw_too() {
         },
     )
     .unwrap();
-    let token = token("alice@example.org", "55");
-    pty.send(&line("alice@example.org", token.as_bytes()));
-    pty.expect(b"1\n");
-    pty.send(&line("alice@example.org", b"echo\x03me\r"));
-    pty.expect(b"0\n");
-    pty.assert_alive();
+    let token = token(ALICE, "55");
+    pty.expect_verdicts(&[
+        accepted(
+            "alice logs in, no echo of it",
+            line(ALICE, token.as_bytes()),
+        ),
+        refused(
+            "a password with ^C and \\r inside",
+            line(ALICE, b"echo\x03me\r"),
+        ),
+    ]);
     pty.hang_up();
 }
 
@@ -614,16 +688,21 @@ fn replies_after_an_early_request(echoed: bool) {
             (Pty::try_start(&setup, start(None)).unwrap(), false)
         }
     };
-    let valid = token("alice@example.org", "1");
-    pty.send(&line("alice@example.org", valid.as_bytes()));
-    pty.expect(b"1\n");
-    pty.send(&line("mallory@example.org", b"wrong-password"));
-    pty.expect(b"0\n");
-    let fresh = token("alice@example.org", "2");
-    pty.send(&line("alice@example.org", fresh.as_bytes()));
-    pty.expect(b"1\n");
-    pty.send(&line("mallory@example.org", b"another-wrong-one"));
-    pty.expect(b"0\n");
+    let valid = token(ALICE, "1");
+    let fresh = token(ALICE, "2");
+    let mallory = "mallory@example.org";
+    pty.expect_verdicts(&[
+        accepted("alice logs in", line(ALICE, valid.as_bytes())),
+        refused("mallory's wrong password", line(mallory, b"wrong-password")),
+        accepted(
+            "alice logs in again, a fresh token",
+            line(ALICE, fresh.as_bytes()),
+        ),
+        refused(
+            "mallory's next wrong password",
+            line(mallory, b"another-wrong-one"),
+        ),
+    ]);
     pty.hang_up();
     if logged {
         let lines = syslog.until("discarded");
@@ -665,8 +744,9 @@ fn a_terminal_that_cannot_be_made_raw_is_logged_as_an_error_never_written_to() {
     assert!(!pty.is_raw());
     // The reply passes through the cooked terminal's output processing, and
     // nothing else reaches the terminal: no error text Prosody would read.
-    pty.send(b"isuser:alice:example.org\n");
-    pty.expect(b"1\r\n");
+    pty.send(ISUSER);
+    let cooked = "an isuser answered 1, through the cooked terminal's output processing";
+    pty.expect(cooked, b"1\r\n");
     // It still holds the leaked master, so it would never see a hang-up.
     pty.terminate();
     let lines = syslog.until("serving");
