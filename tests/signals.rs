@@ -5,18 +5,19 @@
 mod common;
 
 use common::*;
-use std::io::{Read, Write};
+use std::io::Write;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
 use std::time::{Duration, Instant};
 
 /// Requests whose replies tell them apart: an isuser (`TRUE`) and a wrong
 /// password (`FALSE`), taking turns.
-fn request(i: usize) -> (Vec<u8>, [u8; 4]) {
+fn request(i: usize) -> Expect {
     if i.is_multiple_of(2) {
-        (frame(b"isuser:alice:example.org"), TRUE)
+        accepted("an isuser", frame(b"isuser:alice:example.org"))
     } else {
-        (auth("mallory@example.org", "wrong-password"), FALSE)
+        let wrong = auth("mallory@example.org", "wrong-password");
+        refused("a wrong password", wrong)
     }
 }
 
@@ -29,17 +30,18 @@ fn signal_under_load(setup: &Setup, signal: libc::c_int, after: usize, paced: bo
     let mut stdout = child.stdout.take().unwrap();
     // Up and serving, with its handlers installed.
     stdin.write_all(&frame(b"isuser:a:b")).unwrap();
-    let mut first = [0u8; 4];
-    stdout.read_exact(&mut first).unwrap();
-    assert_eq!(first, TRUE);
+    let first = read_reply(&mut stdout, "the reply to the first request");
+    assert_eq!(first, TRUE, "the first request, an isuser, answered true");
 
     let written = Arc::new(AtomicUsize::new(0));
     let writer = {
         let written = Arc::clone(&written);
+        let stop = Instant::now() + DEADLINE;
         std::thread::spawn(move || {
             for i in 0.. {
-                // Fails once the helper has gone.
-                if stdin.write_all(&request(i).0).is_err() {
+                // Fails once the helper has gone (killed at the latest when
+                // the wait for it reaches its deadline).
+                if Instant::now() > stop || stdin.write_all(&request(i).request).is_err() {
                     return;
                 }
                 written.store(i + 1, SeqCst);
@@ -52,13 +54,9 @@ fn signal_under_load(setup: &Setup, signal: libc::c_int, after: usize, paced: bo
             }
         })
     };
-    let reader = std::thread::spawn(move || {
-        let mut replies = Vec::new();
-        stdout.read_to_end(&mut replies).unwrap();
-        replies
-    });
+    let reader = read_in_background(stdout, "the helper's replies");
 
-    let deadline = Instant::now() + Duration::from_secs(10);
+    let deadline = Instant::now() + DEADLINE;
     while written.load(SeqCst) < after {
         assert!(Instant::now() < deadline, "the helper stopped reading");
         std::hint::spin_loop();
@@ -68,21 +66,18 @@ fn signal_under_load(setup: &Setup, signal: libc::c_int, after: usize, paced: bo
     // SAFETY: signalling our own child.
     assert_eq!(unsafe { libc::kill(child.id() as libc::pid_t, signal) }, 0);
 
-    let status = child.wait().unwrap();
-    let replies = reader.join().unwrap();
-    writer.join().unwrap();
     let context = format!("signal {signal} after {before} requests, paced: {paced}");
+    let status = wait_with_deadline(&mut child, DEADLINE, &format!("{context}: the exit"));
+    let replies = joined(reader);
+    joined(writer);
     assert_eq!(status.code(), Some(0), "{context}: {status:?}");
     assert_eq!(replies.len() % 4, 0, "{context}: a reply cut short");
-    let replies: Vec<[u8; 4]> = replies.chunks(4).map(|r| r.try_into().unwrap()).collect();
-    assert!(
-        replies.len() >= before,
-        "{context}: only {} replies",
-        replies.len()
-    );
-    for (i, reply) in replies.iter().enumerate() {
-        assert_eq!(*reply, request(i).1, "{context}: reply {i}");
-    }
+    // Every request written before the signal has its reply; those after
+    // it may or may not, but those that do have the right one.
+    let answered = replies.len() / 4;
+    assert!(answered >= before, "{context}: only {answered} replies");
+    let story: Vec<Expect> = (0..answered).map(request).collect();
+    check_verdicts(&story, Framing::Ejabberd, &replies, &context);
 }
 
 #[test]
@@ -102,19 +97,26 @@ fn a_stop_signal_while_idle_ends_the_helper_at_once() {
         let mut stdin = child.stdin.take().unwrap();
         let mut stdout = child.stdout.take().unwrap();
         stdin.write_all(&frame(b"isuser:a:b")).unwrap();
-        let mut reply = [0u8; 4];
-        stdout.read_exact(&mut reply).unwrap();
+        let reply = read_reply(&mut stdout, "the reply to an isuser");
+        assert_eq!(reply, TRUE, "an isuser, answered true");
         // Idle, with its input still open: nothing but the signal ends it.
         std::thread::sleep(Duration::from_millis(50));
         let sent = Instant::now();
         // SAFETY: signalling our own child.
         assert_eq!(unsafe { libc::kill(child.id() as libc::pid_t, signal) }, 0);
-        let status = child.wait().unwrap();
+        let what = format!("the exit on signal {signal}");
+        let status = wait_with_deadline(&mut child, DEADLINE, &what);
         assert_eq!(status.code(), Some(0), "signal {signal}: {status:?}");
-        assert!(sent.elapsed() < Duration::from_secs(2));
-        let mut rest = Vec::new();
-        stdout.read_to_end(&mut rest).unwrap();
-        assert!(rest.is_empty(), "{rest:?}");
+        let took = sent.elapsed();
+        assert!(
+            took < Duration::from_secs(2),
+            "signal {signal}: exit after {took:?}"
+        );
+        let rest = read_to_end_within(&mut stdout, DEADLINE, "the helper's stdout");
+        assert!(
+            rest.is_empty(),
+            "signal {signal}: output after the signal: {rest:?}"
+        );
         drop(stdin);
     }
 }
