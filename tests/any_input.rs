@@ -88,7 +88,8 @@ fn decode_and_answer(rng: &mut Rng, protocol: Protocol, stream: &[u8]) -> Vec<Op
 #[test]
 fn ejabberd_frames_in_any_pieces_come_out_whole_and_in_order() {
     let mut rng = Rng(0x5eed_0001);
-    for _ in 0..200 {
+    let (mut compared, mut long) = (0, 0);
+    for round in 0..200 {
         let requests: Vec<Vec<u8>> = (0..rng.below(40)).map(|_| rng.request()).collect();
         let mut stream = Vec::new();
         for request in &requests {
@@ -97,14 +98,24 @@ fn ejabberd_frames_in_any_pieces_come_out_whole_and_in_order() {
         }
         let frames = decode_and_answer(&mut rng, Protocol::Ejabberd, &stream);
         let expected: Vec<_> = requests.into_iter().map(Some).collect();
-        assert_eq!(frames, expected);
+        assert_eq!(frames, expected, "round {round}");
+        compared += expected.len();
+        long += expected.iter().flatten().filter(|r| r.len() > 1000).count();
     }
+    // The rounds compared many frames, long ones among them (split into
+    // many pieces), not mostly empty streams.
+    println!("{compared} frames compared, {long} of them over 1000 bytes");
+    assert!(
+        compared >= 2000 && long >= 20,
+        "{compared} frames, {long} long"
+    );
 }
 
 #[test]
 fn lines_in_any_pieces_come_out_whole_and_in_order() {
     let mut rng = Rng(0x5eed_0002);
-    for _ in 0..200 {
+    let (mut compared, mut too_long, mut carriage_returns) = (0, 0, 0);
+    for round in 0..200 {
         let mut stream = Vec::new();
         let mut expected = Vec::new();
         for _ in 0..rng.below(40) {
@@ -119,13 +130,23 @@ fn lines_in_any_pieces_come_out_whole_and_in_order() {
             stream.push(b'\n');
             // One `\r` before the `\n` is not part of the request.
             let content = line.strip_suffix(b"\r").unwrap_or(&line).to_vec();
+            carriage_returns += usize::from(content.len() < line.len());
             expected.push((content.len() <= MAX_REQUEST).then_some(content));
         }
         assert_eq!(
             decode_and_answer(&mut rng, Protocol::Line, &stream),
-            expected
+            expected,
+            "round {round}"
         );
+        compared += expected.len();
+        too_long += expected.iter().filter(|l| l.is_none()).count();
     }
+    // Many lines compared, over-long ones and ones ending in \r\n among them.
+    println!("{compared} lines compared, {too_long} too long, {carriage_returns} with \\r\\n");
+    assert!(
+        compared >= 2000 && too_long >= 20 && carriage_returns >= 500,
+        "{compared} lines, {too_long} too long, {carriage_returns} with \\r\\n"
+    );
 }
 
 #[test]
