@@ -13,8 +13,8 @@
 pub mod access;
 pub mod cli;
 pub mod config_file;
-pub mod listen;
 pub mod core;
+pub mod listen;
 pub mod log;
 pub mod log_socket;
 pub mod replay_store;

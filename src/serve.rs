@@ -119,7 +119,14 @@ pub fn serve(helper: &mut Helper, mut decoder: Decoder, logger: &Logger) {
         }
     };
     let read = |buffer: &mut [u8]| serving.read(&mut *input, buffer);
-    match converse(read, &mut *output, &mut decoder, helper, logger, &mut buffer) {
+    match converse(
+        read,
+        &mut *output,
+        &mut decoder,
+        helper,
+        logger,
+        &mut buffer,
+    ) {
         Ending::Stopped => {}
         Ending::InputEnded => {
             if decoder.is_mid_request() {
