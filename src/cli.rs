@@ -111,6 +111,14 @@ pub enum Command {
     CheckConfig,
     /// Print a fresh token_secret and otp_seed as TOML lines for the configuration
     GenSecret,
+    /// Serve the line protocol on a Unix socket, for Prosody's mod_auth_xmpp_token
+    /// (SIGHUP reloads the configuration, SIGTERM stops)
+    Listen {
+        /// Socket to make [default: the `socket` key, else /run/xmpp-token-auth/auth.sock];
+        /// under systemd socket activation the passed socket is used instead
+        #[arg(long, value_name = "PATH")]
+        socket: Option<PathBuf>,
+    },
 }
 
 impl Command {
@@ -121,6 +129,7 @@ impl Command {
             Command::Verify { .. } => "verify",
             Command::CheckConfig => "check-config",
             Command::GenSecret => "gen-secret",
+            Command::Listen { .. } => "listen",
         }
     }
 
@@ -188,7 +197,7 @@ mod tests {
             .collect();
         assert_eq!(
             names,
-            ["generate", "verify", "check-config", "gen-secret"],
+            ["generate", "verify", "check-config", "gen-secret", "listen"],
             "a command was added: name it in Command::name"
         );
         for name in names {

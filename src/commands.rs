@@ -6,17 +6,18 @@
 use crate::error::Error;
 use crate::startup;
 use std::io::IsTerminal;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use xmpp_token_auth::config_file;
-use xmpp_token_auth::core::config::{Config, ProtocolChoice};
+use xmpp_token_auth::core::config::{Config, LogTarget, ProtocolChoice};
 use xmpp_token_auth::core::helper::{self, Helper, Reason};
 use xmpp_token_auth::core::replay::{ReplayError, TokenId};
 use xmpp_token_auth::core::{totp, verify};
+use xmpp_token_auth::listen;
 use xmpp_token_auth::log::{Level, Logger};
 use xmpp_token_auth::replay_store::{SharedStore, StoreSnapshot};
 use xmpp_token_auth::serve::{self, unix_now};
-use xmpp_token_auth::sys::{fds, signals, terminal};
+use xmpp_token_auth::sys::{activation, fds, signals, terminal};
 
 /// Serves until the XMPP server goes away or a signal comes: exit 0. A
 /// start-up failure goes to the log, and to stderr as
@@ -72,6 +73,67 @@ pub fn serve(path: &Path, protocol: Option<ProtocolChoice>) -> ExitCode {
     };
     serve::serve(&mut helper, protocol.decoder(), &logger);
     ExitCode::SUCCESS
+}
+
+/// `listen`: the socket daemon, until SIGTERM or SIGINT. Start-up errors
+/// are returned (exit 2).
+pub fn listen(config: Config, socket: Option<PathBuf>) -> Result<(), Error> {
+    let passed = activation::passed_count();
+    let closed = match passed {
+        0 => fds::close_inherited(),
+        n => fds::close_inherited_but_passed(n),
+    };
+    // Blocked before any thread starts, so that only the daemon's signal
+    // thread takes them.
+    let signals = signals::for_threads().map_err(Error::Signals)?;
+    let logger = Logger::open(config.log);
+    if let Err(e) = closed {
+        logger.log(
+            Level::Error,
+            &format!("cannot close inherited descriptors: {e}"),
+        );
+    }
+    for warning in &config.warnings {
+        logger.log(Level::Warning, warning);
+        if logger.target() != LogTarget::Stderr {
+            eprintln!("xmpp-token-auth: warning: {warning}");
+        }
+    }
+    let socket = match passed {
+        0 => {
+            let mut settings = config.listen.clone();
+            if let Some(path) = socket {
+                settings.socket = path;
+            }
+            listen::make_socket(&settings)?
+        }
+        _ => {
+            if socket.is_some() {
+                logger.log(
+                    Level::Warning,
+                    "--socket is ignored: systemd passed the socket to listen on",
+                );
+            }
+            listen::Socket::Activated(activation::take_listener().map_err(Error::Activation)?)
+        }
+    };
+    let store = open_replay_store(&config)?;
+    logger.log(
+        Level::Info,
+        &format!(
+            "listening on {} for {}, configuration {}",
+            socket.describe(),
+            config.describe_domains(),
+            config.path.display()
+        ),
+    );
+    let path = config.path.clone();
+    let helper = match store {
+        Some(store) => Helper::with_replay_memory(config, Box::new(store)),
+        None => Helper::new(config),
+    };
+    listen::run(socket, helper, logger, &path, signals);
+    Ok(())
 }
 
 /// The descriptors' first steps, right after the signal handlers: no leaked

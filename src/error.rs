@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use xmpp_token_auth::cli::{EXIT_INVALID, EXIT_USAGE, UnusedOption};
 use xmpp_token_auth::core::config::ConfigError;
 use xmpp_token_auth::core::helper::Reason;
+use xmpp_token_auth::listen::SocketError;
 use xmpp_token_auth::replay_store::StoreError;
 
 #[derive(Debug, thiserror::Error)]
@@ -67,6 +68,13 @@ pub enum Error {
 
     #[error("cannot install signal handlers: {0}; the helper could not exit cleanly on SIGTERM")]
     Signals(std::io::Error),
+
+    /// `listen`: the socket cannot be made or taken over from systemd.
+    #[error(transparent)]
+    Socket(#[from] SocketError),
+
+    #[error("the socket systemd passed cannot be used: {0}")]
+    Activation(std::io::Error),
 }
 
 impl Error {
@@ -81,7 +89,9 @@ impl Error {
             | Error::NonceLength { .. }
             | Error::Config(_)
             | Error::ReplayStore { .. }
-            | Error::Signals(_) => EXIT_USAGE,
+            | Error::Signals(_)
+            | Error::Socket(_)
+            | Error::Activation(_) => EXIT_USAGE,
         }
     }
 }

@@ -41,6 +41,14 @@ pub enum Socket {
 }
 
 impl Socket {
+    /// For the log: the path, or that systemd passed it.
+    pub fn describe(&self) -> String {
+        match self {
+            Socket::Activated(_) => "the socket systemd passed".to_string(),
+            Socket::Made(_, path) => path.display().to_string(),
+        }
+    }
+
     fn listener(&self) -> &UnixListener {
         match self {
             Socket::Activated(listener) | Socket::Made(listener, _) => listener,

@@ -34,7 +34,7 @@ fn main() -> ExitCode {
                 for warning in &config.warnings {
                     eprintln!("xmpp-token-auth: warning: {warning}");
                 }
-                run(command, &config)
+                run(command, config)
             }),
     };
     match outcome {
@@ -43,12 +43,13 @@ fn main() -> ExitCode {
     }
 }
 
-fn run(command: Command, config: &config::Config) -> Result<(), Error> {
+fn run(command: Command, config: config::Config) -> Result<(), Error> {
     match command {
-        Command::Generate { jid, nonce, at } => commands::generate(config, &jid, nonce, at),
-        Command::Verify { jid, token, at } => commands::verify(config, &jid, &token, at),
-        Command::CheckConfig => commands::check_config(config),
+        Command::Generate { jid, nonce, at } => commands::generate(&config, &jid, nonce, at),
+        Command::Verify { jid, token, at } => commands::verify(&config, &jid, &token, at),
+        Command::CheckConfig => commands::check_config(&config),
         Command::GenSecret => commands::gen_secret(),
+        Command::Listen { socket } => commands::listen(config, socket),
     }
 }
 

@@ -179,8 +179,10 @@ impl Config {
     /// The domains this configuration signs tokens for, for humans.
     pub fn describe_domains(&self) -> String {
         let mut listed: Vec<&str> = self.domains.keys().map(String::as_str).collect();
-        if self.default_keys.is_some() {
-            listed.push("every other domain");
+        match (self.default_keys.is_some(), listed.is_empty()) {
+            (true, true) => listed.push("every domain"),
+            (true, false) => listed.push("every other domain"),
+            (false, _) => {}
         }
         listed.join(", ")
     }
