@@ -8,9 +8,11 @@ use crate::startup;
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use xmpp_token_auth::config_file;
-use xmpp_token_auth::core::config::{Config, LogTarget, ProtocolChoice};
-use xmpp_token_auth::core::helper::{self, Helper, Reason};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+use xmpp_token_auth::config_file::{self, Watch};
+use xmpp_token_auth::core::config::{Config, ListenSettings, LogTarget, ProtocolChoice};
+use xmpp_token_auth::core::helper::{self, Helper, Reason, Service};
 use xmpp_token_auth::core::replay::{ReplayError, TokenId};
 use xmpp_token_auth::core::{totp, verify};
 use xmpp_token_auth::listen;
@@ -19,93 +21,244 @@ use xmpp_token_auth::replay_store::{SharedStore, StoreSnapshot};
 use xmpp_token_auth::serve::{self, unix_now};
 use xmpp_token_auth::sys::{activation, fds, signals, terminal};
 
-/// Serves until the XMPP server goes away or a signal comes: exit 0. A
-/// start-up failure goes to the log, and to stderr as
-/// [`startup::also_to_stderr`] says: exit 2.
+/// Serves until the XMPP server goes away or a signal comes: exit 0.
+///
+/// A configuration, key file or replay store that cannot be used at start
+/// (docs/protocol.md §9): on a terminal (Prosody) one line `error: REASON`
+/// on stdout, which Prosody logs, and exit 0, so that Prosody starts a fresh
+/// helper at the next login; on pipes (ejabberd) the helper stays up,
+/// refuses every request, and heals once the files are fixed, since
+/// ejabberd would restart a helper that exits in a loop until it gives up
+/// on its whole pool.
 pub fn serve(path: &Path, protocol: Option<ProtocolChoice>) -> ExitCode {
     let installed = signals::install();
     let on_terminal = std::io::stdin().is_terminal();
-    let fail = |logger: &Logger, error: Error| {
-        logger.log(Level::Error, &error.to_string());
-        if startup::also_to_stderr(on_terminal, logger.target()) {
-            eprintln!("xmpp-token-auth: error: {error}");
-        }
-        ExitCode::from(error.exit_code())
+    let early_logger = || {
+        Logger::open(
+            startup::LOG_BEFORE_CONFIGURATION,
+            startup::stderr_is_free(on_terminal),
+        )
     };
     if let Err(e) = installed {
-        return fail(
-            &Logger::open(startup::LOG_BEFORE_CONFIGURATION),
-            Error::Signals(e),
-        );
+        let error = Error::Signals(e);
+        early_logger().log(Level::Error, &error.to_string());
+        if startup::also_to_stderr(on_terminal, startup::LOG_BEFORE_CONFIGURATION) {
+            eprintln!("xmpp-token-auth: error: {error}");
+        }
+        return ExitCode::from(error.exit_code());
     }
     let notes = prepare_descriptors(on_terminal);
-    let config = match config_file::load(path) {
-        Ok(config) => config,
-        Err(e) => return fail(&Logger::open(startup::LOG_BEFORE_CONFIGURATION), e.into()),
+    let (service, logger, configured_protocol) = match load_helper(path) {
+        Ok(helper) => {
+            let config = helper.config();
+            let logger = Logger::open(
+                startup::log_target(config.log, on_terminal),
+                startup::stderr_is_free(on_terminal),
+            );
+            for warning in &config.warnings {
+                logger.log(Level::Warning, warning);
+                if startup::also_to_stderr(on_terminal, logger.target()) {
+                    eprintln!("xmpp-token-auth: warning: {warning}");
+                }
+            }
+            let protocol = config.protocol;
+            (Service::Ready(helper), logger, protocol)
+        }
+        Err((error, _)) if on_terminal => {
+            early_logger().log(Level::Error, &error.to_string());
+            // The one line Prosody reads and logs; then a fresh start.
+            println!("error: {error}");
+            return ExitCode::SUCCESS;
+        }
+        Err((error, _)) => {
+            let logger = early_logger();
+            logger.log(Level::Error, &error.to_string());
+            if startup::also_to_stderr(on_terminal, logger.target()) {
+                eprintln!("xmpp-token-auth: error: {error}");
+            }
+            (Service::Unconfigured, logger, ProtocolChoice::Auto)
+        }
     };
-    let logger = Logger::open(startup::log_target(config.log, on_terminal));
     for (level, note) in &notes {
         logger.log(*level, note);
     }
-    for warning in &config.warnings {
-        logger.log(Level::Warning, warning);
-        if startup::also_to_stderr(on_terminal, logger.target()) {
-            eprintln!("xmpp-token-auth: warning: {warning}");
-        }
-    }
-    let protocol = startup::protocol(protocol, config.protocol, on_terminal);
-    let store = match open_replay_store(&config) {
-        Ok(store) => store,
-        Err(e) => return fail(&logger, e),
-    };
-    logger.log(
-        Level::Info,
-        &format!(
-            "serving {} protocol for {}, configuration {}",
-            protocol.name(),
-            config.describe_domains(),
-            config.path.display()
+    let protocol = startup::protocol(protocol, configured_protocol, on_terminal);
+    match &service {
+        Service::Ready(helper) => logger.log(
+            Level::Info,
+            &format!(
+                "serving {} protocol for {}, configuration {}",
+                protocol.name(),
+                helper.config().describe_domains(),
+                path.display()
+            ),
         ),
-    );
-    let mut helper = match store {
-        Some(store) => Helper::with_replay_memory(config, Box::new(store)),
-        None => Helper::new(config),
-    };
-    serve::serve(&mut helper, protocol.decoder(), &logger);
+        Service::Unconfigured => logger.log(
+            Level::Error,
+            &format!(
+                "serving {} protocol, refusing every request until {} can be used; \
+                 trying again every {} s and whenever a file changes",
+                protocol.name(),
+                path.display(),
+                serve::RETRY_INTERVAL.as_secs()
+            ),
+        ),
+    }
+    let service = Mutex::new(service);
+    let mut healer = Healer::new(path, &logger);
+    serve::serve(&service, protocol.decoder(), &logger, &mut || healer.heal());
     ExitCode::SUCCESS
 }
 
-/// `listen`: the socket daemon, until SIGTERM or SIGINT. Start-up errors
-/// are returned (exit 2).
-pub fn listen(config: Config, socket: Option<PathBuf>) -> Result<(), Error> {
+/// A configuration made into a ready helper, its replay store opened; on
+/// failure, the error and the file to watch for its fix.
+fn load_helper(path: &Path) -> Result<Helper, (Error, Option<PathBuf>)> {
+    let config = config_file::load(path).map_err(|e| {
+        let file = e.file().to_owned();
+        (Error::from(e), Some(file))
+    })?;
+    build_helper(config)
+}
+
+fn build_helper(config: Config) -> Result<Helper, (Error, Option<PathBuf>)> {
+    let store = open_replay_store(&config).map_err(|e| {
+        let file = config.replay_store.as_ref().map(|s| s.path.clone());
+        (e, file)
+    })?;
+    Ok(match store {
+        Some(store) => Helper::with_replay_memory(config, Box::new(store)),
+        None => Helper::new(config),
+    })
+}
+
+/// Tries an unconfigured helper's configuration again: every
+/// [`serve::RETRY_INTERVAL`], and at once when the configuration or the
+/// file its last error named changes. A failure that repeats is logged
+/// again only when it changes or once a minute.
+struct Healer<'a> {
+    path: &'a Path,
+    logger: &'a Logger,
+    watch: Watch,
+    last_try: Instant,
+    last_error: Option<(String, Instant)>,
+}
+
+impl<'a> Healer<'a> {
+    fn new(path: &'a Path, logger: &'a Logger) -> Healer<'a> {
+        let watched = match load_helper(path) {
+            Err((_, Some(file))) => vec![path.to_owned(), file],
+            _ => vec![path.to_owned()],
+        };
+        Healer {
+            path,
+            logger,
+            watch: Watch::new(watched),
+            last_try: Instant::now(),
+            last_error: None,
+        }
+    }
+
+    fn heal(&mut self) -> Option<Service> {
+        if !self.watch.changed() && self.last_try.elapsed() < serve::RETRY_INTERVAL {
+            return None;
+        }
+        self.last_try = Instant::now();
+        match load_helper(self.path) {
+            Ok(helper) => {
+                self.logger.log(
+                    Level::Info,
+                    &format!(
+                        "configuration {} usable again: serving for {}",
+                        self.path.display(),
+                        helper.config().describe_domains()
+                    ),
+                );
+                Some(Service::Ready(helper))
+            }
+            Err((error, file)) => {
+                let message = format!("still refusing every request: {error}");
+                let repeat = matches!(&self.last_error,
+                    Some((last, at)) if *last == message && at.elapsed() < Duration::from_secs(60));
+                if !repeat {
+                    self.logger.log(Level::Error, &message);
+                    self.last_error = Some((message, Instant::now()));
+                }
+                if let Some(file) = file {
+                    self.watch = Watch::new([self.path.to_owned(), file]);
+                }
+                None
+            }
+        }
+    }
+}
+
+/// `listen`: the socket daemon, until SIGTERM or SIGINT. Only a socket
+/// that cannot be made ends it at start (exit 2); a configuration that
+/// cannot be used is refused request by request until it is fixed, since
+/// systemd would otherwise give up restarting it and every Prosody login
+/// would fail.
+pub fn listen(path: &Path, socket: Option<PathBuf>) -> ExitCode {
     let passed = activation::passed_count();
     let closed = match passed {
         0 => fds::close_inherited(),
         n => fds::close_inherited_but_passed(n),
     };
+    let fail = |logger: &Logger, error: Error| {
+        logger.log(Level::Error, &error.to_string());
+        if logger.target() != LogTarget::Stderr {
+            eprintln!("xmpp-token-auth: error: {error}");
+        }
+        ExitCode::from(error.exit_code())
+    };
     // Blocked before any thread starts, so that only the daemon's signal
     // thread takes them.
-    let signals = signals::for_threads().map_err(Error::Signals)?;
-    let logger = Logger::open(config.log);
+    let signals = match signals::for_threads() {
+        Ok(signals) => signals,
+        Err(e) => return fail(&Logger::open(LogTarget::Syslog, true), Error::Signals(e)),
+    };
+    let loaded = load_helper(path);
+    let logger = match &loaded {
+        Ok(helper) => Logger::open(helper.config().log, true),
+        Err(_) => Logger::open(startup::LOG_BEFORE_CONFIGURATION, true),
+    };
     if let Err(e) = closed {
         logger.log(
             Level::Error,
             &format!("cannot close inherited descriptors: {e}"),
         );
     }
-    for warning in &config.warnings {
-        logger.log(Level::Warning, warning);
-        if logger.target() != LogTarget::Stderr {
-            eprintln!("xmpp-token-auth: warning: {warning}");
+    let (service, mut settings, watched) = match loaded {
+        Ok(helper) => {
+            for warning in &helper.config().warnings {
+                logger.log(Level::Warning, warning);
+                if logger.target() != LogTarget::Stderr {
+                    eprintln!("xmpp-token-auth: warning: {warning}");
+                }
+            }
+            let settings = helper.config().listen.clone();
+            (Service::Ready(helper), settings, Vec::new())
         }
-    }
+        Err((error, file)) => {
+            logger.log(Level::Error, &error.to_string());
+            if logger.target() != LogTarget::Stderr {
+                eprintln!("xmpp-token-auth: error: {error}");
+            }
+            (
+                Service::Unconfigured,
+                ListenSettings::default(),
+                file.into_iter().collect(),
+            )
+        }
+    };
     let socket = match passed {
         0 => {
-            let mut settings = config.listen.clone();
             if let Some(path) = socket {
                 settings.socket = path;
             }
-            listen::make_socket(&settings)?
+            match listen::make_socket(&settings) {
+                Ok(socket) => socket,
+                Err(e) => return fail(&logger, e.into()),
+            }
         }
         _ => {
             if socket.is_some() {
@@ -114,26 +267,38 @@ pub fn listen(config: Config, socket: Option<PathBuf>) -> Result<(), Error> {
                     "--socket is ignored: systemd passed the socket to listen on",
                 );
             }
-            listen::Socket::Activated(activation::take_listener().map_err(Error::Activation)?)
+            match activation::take_listener() {
+                Ok(listener) => listen::Socket::Activated(listener),
+                Err(e) => return fail(&logger, Error::Activation(e)),
+            }
         }
     };
-    let store = open_replay_store(&config)?;
+    let state = match &service {
+        Service::Ready(helper) => format!("for {}", helper.config().describe_domains()),
+        Service::Unconfigured => {
+            "refusing every request until the configuration can be used".into()
+        }
+    };
     logger.log(
         Level::Info,
         &format!(
-            "listening on {} for {}, configuration {}",
+            "listening on {} {state}, configuration {}",
             socket.describe(),
-            config.describe_domains(),
-            config.path.display()
+            path.display()
         ),
     );
-    let path = config.path.clone();
-    let helper = match store {
-        Some(store) => Helper::with_replay_memory(config, Box::new(store)),
-        None => Helper::new(config),
-    };
-    listen::run(socket, helper, logger, &path, signals);
-    Ok(())
+    let build = |config: Config| build_helper(config).map_err(|(e, _)| e.to_string());
+    listen::run(listen::Daemon {
+        socket,
+        service,
+        settings,
+        logger,
+        config_path: path,
+        watched,
+        build: &build,
+        signals,
+    });
+    ExitCode::SUCCESS
 }
 
 /// The descriptors' first steps, right after the signal handlers: no leaked

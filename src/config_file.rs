@@ -2,7 +2,7 @@
 //! shell around [`Config::parse`], which validates their text.
 
 use crate::core::config::{Config, ConfigError, TextFile, permission_warning};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use zeroize::Zeroizing;
 
 /// Reads and validates the file at `path`, and the secret files it names.
@@ -72,6 +72,59 @@ pub fn read_text_file(path: &Path, max: u64) -> Result<TextFile, ConfigError> {
     })
 }
 
+/// Notices when files change, so that a helper waiting for its
+/// configuration to be fixed tries again at once. Identity, size and both
+/// times are compared: the fix is often a `chmod` of a key file, which
+/// changes only its ctime.
+#[derive(Debug, Default)]
+pub struct Watch {
+    files: Vec<(PathBuf, Option<Stamp>)>,
+}
+
+type Stamp = (u64, u64, u64, i64, i64, i64, i64);
+
+fn stamp(path: &Path) -> Option<Stamp> {
+    use std::os::unix::fs::MetadataExt;
+    let m = std::fs::metadata(path).ok()?;
+    Some((
+        m.dev(),
+        m.ino(),
+        m.size(),
+        m.mtime(),
+        m.mtime_nsec(),
+        m.ctime(),
+        m.ctime_nsec(),
+    ))
+}
+
+impl Watch {
+    /// Watches `paths` from their state now.
+    pub fn new(paths: impl IntoIterator<Item = PathBuf>) -> Watch {
+        Watch {
+            files: paths
+                .into_iter()
+                .map(|path| {
+                    let now = stamp(&path);
+                    (path, now)
+                })
+                .collect(),
+        }
+    }
+
+    /// Whether any file changed (or appeared, or went) since the last look.
+    pub fn changed(&mut self) -> bool {
+        let mut changed = false;
+        for (path, seen) in &mut self.files {
+            let now = stamp(path);
+            if now != *seen {
+                *seen = now;
+                changed = true;
+            }
+        }
+        changed
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -106,5 +159,21 @@ mod tests {
             );
             assert!(message.starts_with(&format!("cannot use {}", path.display())));
         }
+    }
+
+    #[test]
+    fn a_chmod_a_rewrite_or_a_new_file_is_a_change() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let key = dir.path().join("token_secret");
+        let missing = dir.path().join("later");
+        std::fs::write(&key, "x").unwrap();
+        let mut watch = Watch::new([key.clone(), missing.clone()]);
+        assert!(!watch.changed());
+        std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o640)).unwrap();
+        assert!(watch.changed(), "a chmod changes the ctime");
+        assert!(!watch.changed());
+        std::fs::write(&missing, "y").unwrap();
+        assert!(watch.changed(), "a file that appeared");
     }
 }

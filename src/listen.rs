@@ -13,10 +13,10 @@
 //! memory stays), SIGTERM and SIGINT stop accepting, let every connection
 //! answer what it has read, and end the process with status 0.
 
-use crate::config_file;
+use crate::config_file::{self, Watch};
 use crate::core::config::{Config, ListenSettings};
 use crate::core::frame::Protocol;
-use crate::core::helper::Helper;
+use crate::core::helper::{Helper, Service};
 use crate::log::{Level, Logger};
 use crate::serve::{self, Ending};
 use crate::sys::{signals, sockets, users};
@@ -27,7 +27,7 @@ use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// Each connection's read buffer: Prosody's requests are under 1000 bytes.
 const CONNECTION_BUFFER: usize = 64 * 1024;
@@ -109,8 +109,10 @@ pub fn make_socket(settings: &ListenSettings) -> Result<Socket, SocketError> {
 }
 
 /// What every thread shares.
-struct Shared {
-    helper: Mutex<Helper>,
+struct Shared<'b> {
+    service: Mutex<Service>,
+    /// Makes a helper of a configuration: opens its replay memory.
+    build: &'b Build,
     logger: Logger,
     settings: Mutex<ListenSettings>,
     stopping: AtomicBool,
@@ -119,17 +121,41 @@ struct Shared {
     next_id: AtomicU64,
 }
 
-/// Serves until SIGTERM or SIGINT; always returns normally.
-pub fn run(
-    socket: Socket,
-    helper: Helper,
-    logger: Logger,
-    config_path: &Path,
-    signals: signals::DaemonSignals,
-) {
-    let settings = helper.config().listen.clone();
+/// Makes a ready helper of a configuration (opening its replay store), or
+/// says why it cannot.
+pub type Build = dyn Fn(Config) -> Result<Helper, String> + Sync;
+
+/// Everything the daemon starts with.
+pub struct Daemon<'a> {
+    pub socket: Socket,
+    pub service: Service,
+    pub settings: ListenSettings,
+    pub logger: Logger,
+    pub config_path: &'a Path,
+    /// Files besides the configuration whose change is worth a retry while
+    /// unconfigured (the one the last error named).
+    pub watched: Vec<PathBuf>,
+    pub build: &'a Build,
+    pub signals: signals::DaemonSignals,
+}
+
+/// Serves until SIGTERM or SIGINT; always returns normally. An
+/// [`Service::Unconfigured`] service is tried again every few seconds, and
+/// at once when the configuration file or `watched` files change.
+pub fn run(daemon: Daemon<'_>) {
+    let Daemon {
+        socket,
+        service,
+        settings,
+        logger,
+        config_path,
+        watched,
+        build,
+        signals,
+    } = daemon;
     let shared = Arc::new(Shared {
-        helper: Mutex::new(helper),
+        service: Mutex::new(service),
+        build,
         logger,
         settings: Mutex::new(settings),
         stopping: AtomicBool::new(false),
@@ -137,14 +163,22 @@ pub fn run(
         next_id: AtomicU64::new(0),
     });
     let listener = socket.listener();
+    // The signal thread writes here to stop the accepting loop.
+    let (stop_reader, stop_writer) = match std::io::pipe() {
+        Ok(pipe) => pipe,
+        Err(e) => {
+            shared
+                .logger
+                .log(Level::Error, &format!("cannot make a pipe: {e}; exiting"));
+            return;
+        }
+    };
     std::thread::scope(|scope| {
-        scope.spawn(|| take_signals(&signals, &shared, listener, config_path));
-        for stream in listener.incoming() {
-            if shared.stopping.load(Ordering::SeqCst) {
-                break;
-            }
-            match stream {
-                Ok(stream) => admit(scope, &shared, stream),
+        scope.spawn(|| take_signals(&signals, &shared, stop_writer, config_path, watched));
+        loop {
+            match sockets::accept_unless(listener, &stop_reader) {
+                Ok(None) => break,
+                Ok(Some(stream)) => admit(scope, &shared, stream),
                 Err(e) => {
                     shared
                         .logger
@@ -162,9 +196,9 @@ pub fn run(
 }
 
 /// Starts a thread for `stream`, or closes it when there are too many.
-fn admit<'scope>(
+fn admit<'scope, 'b>(
     scope: &'scope std::thread::Scope<'scope, '_>,
-    shared: &'scope Arc<Shared>,
+    shared: &'scope Arc<Shared<'b>>,
     stream: UnixStream,
 ) {
     let (max, timeout) = {
@@ -212,7 +246,7 @@ fn admit<'scope>(
 
 /// One connection, until its peer closes it, it stays half-sent too long,
 /// or the daemon stops.
-fn converse(mut stream: UnixStream, shared: &Shared, timeout: Duration) {
+fn converse(mut stream: UnixStream, shared: &Shared<'_>, timeout: Duration) {
     if let Err(e) = stream.set_read_timeout(Some(timeout)) {
         shared
             .logger
@@ -236,7 +270,7 @@ fn converse(mut stream: UnixStream, shared: &Shared, timeout: Duration) {
             read,
             &mut output,
             &mut decoder,
-            &shared.helper,
+            &shared.service,
             &shared.logger,
             &mut buffer,
         );
@@ -276,14 +310,28 @@ fn converse(mut stream: UnixStream, shared: &Shared, timeout: Duration) {
 
 fn take_signals(
     signals: &signals::DaemonSignals,
-    shared: &Shared,
-    listener: &UnixListener,
+    shared: &Shared<'_>,
+    mut stop_accepting: std::io::PipeWriter,
     config_path: &Path,
+    watched: Vec<PathBuf>,
 ) {
+    let mut watch = Watch::new(std::iter::once(config_path.to_owned()).chain(watched));
+    let mut last_try = Instant::now();
     loop {
-        match signals.wait() {
-            Ok(signals::DaemonSignal::Reload) => reload(shared, config_path),
-            Ok(signals::DaemonSignal::Stop) => break,
+        match signals.wait_for(Duration::from_secs(1)) {
+            Ok(Some(signals::DaemonSignal::Reload)) => reload(shared, config_path),
+            Ok(Some(signals::DaemonSignal::Stop)) => break,
+            Ok(None) => {
+                let unconfigured = matches!(
+                    *shared.service.lock().unwrap_or_else(|p| p.into_inner()),
+                    Service::Unconfigured
+                );
+                if unconfigured && (watch.changed() || last_try.elapsed() >= serve::RETRY_INTERVAL)
+                {
+                    last_try = Instant::now();
+                    reload(shared, config_path);
+                }
+            }
             Err(e) => {
                 shared.logger.log(
                     Level::Error,
@@ -294,7 +342,7 @@ fn take_signals(
         }
     }
     shared.stopping.store(true, Ordering::SeqCst);
-    if let Err(e) = sockets::stop_accepting(listener) {
+    if let Err(e) = std::io::Write::write_all(&mut stop_accepting, b"x") {
         shared
             .logger
             .log(Level::Error, &format!("cannot stop accepting: {e}"));
@@ -311,14 +359,15 @@ fn take_signals(
     }
 }
 
-/// SIGHUP: the configuration anew, or the old one if the new one is bad.
-fn reload(shared: &Shared, config_path: &Path) {
+/// SIGHUP, or a retry while unconfigured: the configuration anew, keeping
+/// the replay memory; if the new one is bad, the one in force stays.
+fn reload(shared: &Shared<'_>, config_path: &Path) {
     let config: Config = match config_file::load(config_path) {
         Ok(config) => config,
         Err(e) => {
             shared.logger.log(
                 Level::Error,
-                &format!("reload refused, the configuration in force stays: {e}"),
+                &format!("configuration not loaded, the one in force stays: {e}"),
             );
             return;
         }
@@ -327,38 +376,50 @@ fn reload(shared: &Shared, config_path: &Path) {
         shared.logger.log(Level::Warning, warning);
     }
     let settings = config.listen.clone();
-    let old = shared
-        .helper
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .reconfigure(config);
-    let needs_restart = {
-        let new = shared.helper.lock().unwrap_or_else(|p| p.into_inner());
-        let new = new.config();
-        let mut changed = Vec::new();
-        if new.replay_store != old.replay_store
-            || new.replay_protection != old.replay_protection
-            || new.replay_cache_size != old.replay_cache_size
-        {
-            changed.push("the replay memory");
+    let mut service = shared.service.lock().unwrap_or_else(|p| p.into_inner());
+    let restart_needs = match &mut *service {
+        Service::Ready(helper) => {
+            let old = helper.reconfigure(config);
+            let new = helper.config();
+            let mut changed = Vec::new();
+            if new.replay_store != old.replay_store
+                || new.replay_protection != old.replay_protection
+                || new.replay_cache_size != old.replay_cache_size
+            {
+                changed.push("the replay memory");
+            }
+            if new.log != old.log {
+                changed.push("log");
+            }
+            if new.listen.socket != old.listen.socket
+                || new.listen.socket_mode != old.listen.socket_mode
+                || new.listen.socket_group != old.listen.socket_group
+            {
+                changed.push("the socket");
+            }
+            changed
         }
-        if new.log != old.log {
-            changed.push("log");
-        }
-        if new.listen.socket != old.listen.socket
-            || new.listen.socket_mode != old.listen.socket_mode
-            || new.listen.socket_group != old.listen.socket_group
-        {
-            changed.push("the socket");
-        }
-        changed
+        Service::Unconfigured => match (shared.build)(config) {
+            Ok(helper) => {
+                *service = Service::Ready(helper);
+                Vec::new()
+            }
+            Err(e) => {
+                drop(service);
+                shared
+                    .logger
+                    .log(Level::Error, &format!("still refusing every request: {e}"));
+                return;
+            }
+        },
     };
+    drop(service);
     *shared.settings.lock().unwrap_or_else(|p| p.into_inner()) = settings;
-    let mut message = format!("reloaded {}", config_path.display());
-    if !needs_restart.is_empty() {
+    let mut message = format!("loaded {}", config_path.display());
+    if !restart_needs.is_empty() {
         message.push_str(&format!(
             "; changes to {} take effect only after a restart",
-            needs_restart.join(", ")
+            restart_needs.join(", ")
         ));
     }
     shared.logger.log(Level::Info, &message);

@@ -3,9 +3,8 @@
 //! and messages built from names and reasons only.
 
 use crate::core::config::LogTarget;
-use crate::core::helper::{Decision, Reason};
+use crate::core::helper::Decision;
 use crate::log_socket::{DEV_LOG, LogSocket};
-use std::mem::Discriminant;
 use std::path::Path;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -31,13 +30,25 @@ pub struct Logger {
 }
 
 impl Logger {
-    pub fn open(target: LogTarget) -> Logger {
+    /// A logger to `target`. When that is syslog and no syslog daemon
+    /// listens (a container, `ejabberdctl start` on a host without one),
+    /// every line would be lost: if `stderr_is_free`, say so once and log
+    /// to stderr instead.
+    pub fn open(target: LogTarget, stderr_is_free: bool) -> Logger {
         // Connected now, so that the socket exists before any request is read.
-        let syslog =
-            (target == LogTarget::Syslog).then(|| Mutex::new(LogSocket::open(Path::new(DEV_LOG))));
+        let syslog = (target == LogTarget::Syslog).then(|| LogSocket::open(Path::new(DEV_LOG)));
+        let target = match &syslog {
+            Some(socket) if !socket.is_connected() && stderr_is_free => {
+                eprintln!(
+                    "xmpp-token-auth: warning: no syslog daemon listens on {DEV_LOG}; logging to stderr instead"
+                );
+                LogTarget::Stderr
+            }
+            _ => target,
+        };
         Logger {
             target,
-            syslog,
+            syslog: syslog.map(Mutex::new),
             alarms: Mutex::new(AlarmLimiter::default()),
         }
     }
@@ -78,9 +89,8 @@ impl Logger {
     /// as long as their cause and come with every login meanwhile: the
     /// first is logged at once, then one a minute with a count of the rest.
     pub fn decision(&self, decision: &Decision<'_>) {
-        let level = match (decision.verdict(), &decision.reason) {
-            (_, Some(Reason::Replay(e))) if e.is_alarm() => {
-                let kind = std::mem::discriminant(e);
+        let level = match (decision.alarm(), decision.verdict()) {
+            (Some(kind), _) => {
                 match self
                     .alarms
                     .lock()
@@ -97,8 +107,8 @@ impl Logger {
                     Admit::Suppress => return,
                 }
             }
-            (true, _) => Level::Info,
-            (false, _) => Level::Notice,
+            (None, true) => Level::Info,
+            (None, false) => Level::Notice,
         };
         self.log(level, &decision.to_string());
     }
@@ -114,15 +124,11 @@ enum Admit {
 /// since.
 #[derive(Debug, Default)]
 struct AlarmLimiter {
-    kinds: Vec<(Discriminant<crate::core::replay::ReplayError>, Instant, u64)>,
+    kinds: Vec<(&'static str, Instant, u64)>,
 }
 
 impl AlarmLimiter {
-    fn admit(
-        &mut self,
-        kind: Discriminant<crate::core::replay::ReplayError>,
-        now: Instant,
-    ) -> Admit {
+    fn admit(&mut self, kind: &'static str, now: Instant) -> Admit {
         match self.kinds.iter_mut().find(|(k, _, _)| *k == kind) {
             None => {
                 self.kinds.push((kind, now, 0));
@@ -145,13 +151,11 @@ impl AlarmLimiter {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::core::replay::ReplayError;
 
     #[test]
     fn a_recurring_alarm_is_logged_once_a_minute_with_a_count() {
         let mut limiter = AlarmLimiter::default();
-        let full = std::mem::discriminant(&ReplayError::Full(1));
-        let store = std::mem::discriminant(&ReplayError::Store(String::new()));
+        let (full, store) = ("replay memory full", "replay store failed");
         let start = Instant::now();
         let at = |s| start + Duration::from_secs(s);
         assert_eq!(limiter.admit(full, at(0)), Admit::Log { suppressed: 0 });

@@ -27,6 +27,9 @@ fn main() -> ExitCode {
         // Serving reports its own start-up errors: stderr may be the
         // terminal Prosody reads replies from.
         None => return commands::serve(&path, cli.protocol),
+        // Reports its own start-up errors, and stays up through a broken
+        // configuration.
+        Some(Command::Listen { socket }) => return commands::listen(&path, socket),
         Some(Command::GenSecret) => commands::gen_secret(),
         Some(command) => config_file::load(&path)
             .map_err(Error::from)
@@ -49,7 +52,7 @@ fn run(command: Command, config: config::Config) -> Result<(), Error> {
         Command::Verify { jid, token, at } => commands::verify(&config, &jid, &token, at),
         Command::CheckConfig => commands::check_config(&config),
         Command::GenSecret => commands::gen_secret(),
-        Command::Listen { socket } => commands::listen(config, socket),
+        Command::Listen { .. } => unreachable!("main runs listen itself"),
     }
 }
 

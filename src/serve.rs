@@ -1,10 +1,12 @@
 //! The serving loop: the only code that reads stdin and writes stdout.
 
 use crate::core::frame::Decoder;
-use crate::core::helper::Helper;
+use crate::core::helper::Service;
 use crate::log::{Level, Logger};
 use crate::sys::{signals, stdio};
 use std::io::{self, Write};
+use std::sync::Mutex;
+use std::time::Duration;
 use std::time::{SystemTime, UNIX_EPOCH};
 use zeroize::Zeroize;
 
@@ -16,27 +18,6 @@ pub fn unix_now() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs())
-}
-
-/// Whatever answers requests: the stdio helper's own [`Helper`], or the
-/// socket daemon's, shared by its connections. The conversation holds it
-/// for one batch of requests at a time.
-pub trait Answerer {
-    fn with_helper<R>(&mut self, f: impl FnOnce(&mut Helper) -> R) -> R;
-}
-
-impl Answerer for &mut Helper {
-    fn with_helper<R>(&mut self, f: impl FnOnce(&mut Helper) -> R) -> R {
-        f(self)
-    }
-}
-
-impl Answerer for &std::sync::Mutex<Helper> {
-    fn with_helper<R>(&mut self, f: impl FnOnce(&mut Helper) -> R) -> R {
-        // A panic while answering is a bug, but the replay memory it guards
-        // is still sound: go on.
-        f(&mut self.lock().unwrap_or_else(|poisoned| poisoned.into_inner()))
-    }
 }
 
 /// How a conversation ended.
@@ -55,13 +36,14 @@ pub enum Ending {
 
 /// One conversation with one peer, the same for the stdio helper and for
 /// each connection of the socket daemon: read requests, answer them in
-/// order, write each batch of replies in one write, until the input ends,
-/// `read` says stop (`Ok(None)`) or something fails.
+/// order (holding the service for each batch read together), write each
+/// batch of replies in one write, until the input ends, `read` says stop
+/// (`Ok(None)`) or something fails.
 pub fn converse(
     mut read: impl FnMut(&mut [u8]) -> io::Result<Option<usize>>,
     output: &mut impl Write,
     decoder: &mut Decoder,
-    mut answerer: impl Answerer,
+    service: &Mutex<Service>,
     logger: &Logger,
     buffer: &mut [u8],
 ) -> Ending {
@@ -77,13 +59,16 @@ pub fn converse(
             Err(e) if e.raw_os_error() == Some(libc::EIO) => return Ending::InputEnded,
             Err(e) => return Ending::ReadFailed(e),
         };
-        answerer.with_helper(|helper| {
+        {
+            // Held for a batch of requests; a panic while answering would be
+            // a bug, but the replay memory it guards stays sound: go on.
+            let mut service = service.lock().unwrap_or_else(|p| p.into_inner());
             decoder.feed(&buffer[..read], |frame| {
-                let decision = helper.answer(frame, unix_now());
+                let decision = service.answer(frame, unix_now());
                 logger.decision(&decision);
                 replies.extend_from_slice(protocol.reply(decision.verdict()));
-            })
-        });
+            });
+        }
         buffer[..read].zeroize(); // the requests' passwords
         if !replies.is_empty() {
             if let Err(e) = output.write_all(&replies) {
@@ -103,11 +88,25 @@ pub fn peer_gone(e: &io::Error) -> bool {
     ) || e.raw_os_error() == Some(libc::EIO)
 }
 
+/// How often an unconfigured helper tries its configuration again, at the
+/// latest; a change to one of its files is noticed within a second.
+pub const RETRY_INTERVAL: Duration = Duration::from_secs(5);
+const WATCH_INTERVAL: Duration = Duration::from_secs(1);
+
 /// Answers requests on stdin until end of input, a hang-up, a closed stdout
 /// or a signal (after answering every request already waiting, see
 /// [`signals`]). Always returns normally: nothing at runtime is worth a
 /// non-zero exit, which Prosody would never restart from.
-pub fn serve(helper: &mut Helper, mut decoder: Decoder, logger: &Logger) {
+///
+/// While the service is [`Service::Unconfigured`], `heal` is called about
+/// once a second between requests: it returns a ready service once the
+/// configuration can be used again.
+pub fn serve(
+    service: &Mutex<Service>,
+    mut decoder: Decoder,
+    logger: &Logger,
+    heal: &mut dyn FnMut() -> Option<Service>,
+) {
     let (mut input, mut output) = (stdio::input(), stdio::output());
     let mut buffer = vec![0u8; READ_SIZE];
     // Stop signals are blocked from here on, except while waiting for input.
@@ -118,12 +117,26 @@ pub fn serve(helper: &mut Helper, mut decoder: Decoder, logger: &Logger) {
             return;
         }
     };
-    let read = |buffer: &mut [u8]| serving.read(&mut *input, buffer);
+    // While unconfigured: a look before every read, and one a second while
+    // no request comes.
+    let read = |buffer: &mut [u8]| loop {
+        let mut current = service.lock().unwrap_or_else(|p| p.into_inner());
+        let unconfigured = matches!(*current, Service::Unconfigured);
+        if unconfigured && let Some(healed) = heal() {
+            *current = healed;
+        }
+        let timeout = matches!(*current, Service::Unconfigured).then_some(WATCH_INTERVAL);
+        drop(current);
+        match serving.read(&mut *input, buffer, timeout) {
+            Err(e) if e.kind() == io::ErrorKind::TimedOut => {}
+            other => return other,
+        }
+    };
     match converse(
         read,
         &mut *output,
         &mut decoder,
-        helper,
+        service,
         logger,
         &mut buffer,
     ) {

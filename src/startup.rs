@@ -39,6 +39,12 @@ pub fn log_target(configured: LogTarget, on_terminal: bool) -> LogTarget {
     }
 }
 
+/// Whether the log may fall back to stderr when syslog is not there: not on
+/// a terminal, where stderr is the reply channel.
+pub fn stderr_is_free(on_terminal: bool) -> bool {
+    !on_terminal
+}
+
 /// Whether warnings and start-up errors are also written to stderr, besides
 /// the log `log` (the target [`log_target`] chose): yes, for the XMPP
 /// server's own log or the operator's terminal, unless stderr is the reply

@@ -468,17 +468,58 @@ fn a_world_readable_configuration_is_warned_about_on_stderr() {
 }
 
 #[test]
-fn a_bad_configuration_stops_the_helper_at_start_with_a_precise_error() {
-    let setup = Setup::new("otp_digits = 5\n");
-    let served = setup.serve(&[], frame(b"isuser:a:b"));
-    assert_eq!(served.status.code(), Some(2));
-    assert!(served.stdout.is_empty());
+fn a_helper_with_a_broken_configuration_stays_up_refusing_and_heals_when_it_is_fixed() {
+    // ejabberd restarts a helper that exits at start in a loop, until it
+    // gives up on its whole pool: the helper must stay up instead.
+    let setup = Setup::with_text(&format!(
+        "token_secret_file = \"secret\"\notp_seed = \"{SEED}\"\nlog = \"stderr\"\n"
+    ));
+    let mut child = setup.spawn(&[]);
+    let mut stdin = child.stdin.take().unwrap();
+    let mut stdout = child.stdout.take().unwrap();
+    let mut ask = |what: &str, request: &[u8]| {
+        stdin.write_all(request).unwrap();
+        read_reply(&mut stdout, what)
+    };
+    let login = || auth(ALICE, &token(ALICE, &now().to_string()));
+    assert_eq!(
+        ask("a login while the key file is missing", &login()),
+        FALSE,
+        "refused, and the helper still answers"
+    );
+    assert_eq!(
+        ask("isuser while unconfigured", &frame(b"isuser:a:b")),
+        FALSE
+    );
+    let secret = setup.dir.path().join("secret");
+    std::fs::write(&secret, format!("{SECRET}\n")).unwrap();
+    std::fs::set_permissions(&secret, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+    // The file appeared: the helper notices within a second or two.
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    let mut healed = false;
+    while !healed && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(200));
+        healed = ask("a login once the key file exists", &login()) == TRUE;
+    }
+    assert!(healed, "never healed");
+    drop(stdin);
+    let status = wait_with_deadline(
+        &mut child,
+        Duration::from_secs(30),
+        "the exit at end of input",
+    );
+    assert_eq!(status.code(), Some(0));
+    let log = read_to_end_within(
+        child.stderr.as_mut().unwrap(),
+        Duration::from_secs(30),
+        "stderr",
+    );
+    let log = String::from_utf8_lossy(&log);
+    assert!(log.contains("secret: No such file or directory"), "{log}");
+    assert!(log.contains("refused (no usable configuration"), "{log}");
     assert!(
-        served
-            .stderr
-            .contains("config.toml:4: otp_digits = 5 is out of range: allowed 6 to 10 digits"),
-        "{}",
-        served.stderr
+        log.contains("usable again: serving for every domain"),
+        "{log}"
     );
 }
 
@@ -535,11 +576,18 @@ fn helpers_racing_with_one_token_accept_it_exactly_once() {
 }
 
 #[test]
-fn an_unusable_replay_store_stops_the_helper_at_start_naming_the_line() {
+fn an_unusable_replay_store_is_named_with_its_line_and_every_request_refused() {
     let setup = Setup::new("\nreplay_store = \"no/such/folder/replay\"\n");
     let served = setup.serve(&[], frame(b"isuser:a:b"));
-    assert_eq!(served.status.code(), Some(2));
-    assert!(served.stdout.is_empty());
+    assert_eq!(
+        served.status.code(),
+        Some(0),
+        "stays up, then ends with its input"
+    );
+    assert_eq!(
+        served.stdout, FALSE,
+        "refused while the store cannot be used"
+    );
     let expected = "config.toml:5: replay_store: ";
     assert!(served.stderr.contains(expected), "{}", served.stderr);
     assert!(

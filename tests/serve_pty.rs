@@ -54,6 +54,8 @@ struct Start<'a> {
     /// The kernel refuses the helper every change of terminal mode and every
     /// way of closing inherited descriptors (needs `syslog`).
     hobbled: bool,
+    /// The helper is expected to exit at start: do not wait for it to read.
+    exits_at_start: bool,
 }
 
 impl Default for Start<'_> {
@@ -64,6 +66,7 @@ impl Default for Start<'_> {
             early: None,
             syslog: None,
             hobbled: false,
+            exits_at_start: false,
         }
     }
 }
@@ -163,6 +166,9 @@ impl Pty {
         }
         let child = command.spawn()?;
         let mut pty = Pty { child, master };
+        if start.exits_at_start {
+            return Ok(pty);
+        }
         pty.wait_until_reading();
         if !start.hobbled {
             assert!(pty.is_raw(), "helper never put the terminal in raw mode");
@@ -762,4 +768,26 @@ fn a_terminal_that_cannot_be_made_raw_is_logged_as_an_error_never_written_to() {
             "{error}: {lines:?}"
         );
     }
+}
+
+#[test]
+fn a_broken_configuration_on_a_terminal_is_one_error_line_for_prosody_then_exit_zero() {
+    // Prosody logs a reply starting with "error:" verbatim, and restarts a
+    // helper only after exit status 0: the next login then finds the fix.
+    let setup = Setup::new("otp_digits = 5\n");
+    let start = Start {
+        exits_at_start: true,
+        ..Start::default()
+    };
+    let mut pty = Pty::try_start(&setup, start).unwrap();
+    let status = wait_with_deadline(&mut pty.child, DEADLINE, "the exit after the error line");
+    assert_eq!(status.code(), Some(0));
+    let said = String::from_utf8_lossy(&pty.read_for(Duration::from_millis(500))).into_owned();
+    assert!(
+        said.starts_with("error: ")
+            && said.contains("config.toml:4: otp_digits = 5 is out of range")
+            && said.ends_with('\n')
+            && said.lines().count() == 1,
+        "{said:?}"
+    );
 }

@@ -242,6 +242,20 @@ pub enum ConfigError {
     },
 }
 
+impl ConfigError {
+    /// The file the error is about: the configuration, or a key file.
+    pub fn file(&self) -> &Path {
+        match self {
+            ConfigError::Read { path, .. }
+            | ConfigError::NotRegular { path, .. }
+            | ConfigError::TooLarge { path, .. }
+            | ConfigError::Syntax { path, .. }
+            | ConfigError::Invalid { path, .. }
+            | ConfigError::Missing { path, .. } => path,
+        }
+    }
+}
+
 fn line_column(text: &str, offset: usize) -> (usize, usize) {
     let before = &text.as_bytes()[..offset.min(text.len())];
     let line = before.iter().filter(|&&b| b == b'\n').count() + 1;

@@ -1,5 +1,6 @@
-//! One request in, one decision out: the policy of SPEC §3 over a validated
-//! [`Config`] and a [`ReplayCache`]. Pure: the caller passes the time.
+//! One request in, one decision out: the policy of docs/protocol.md §3 over
+//! a validated [`Config`] and a [`ReplayCache`]. Pure: the caller passes the
+//! time.
 
 use crate::core::config::{Config, IsUserPolicy};
 use crate::core::frame::Frame;
@@ -47,6 +48,11 @@ pub enum Reason {
     PolicyNever,
     #[error("accounts are managed by the application, not by the XMPP server")]
     ReadOnly,
+    /// No usable configuration: see [`Service::Unconfigured`].
+    #[error(
+        "no usable configuration (see the error logged before); every request is refused until the files are fixed"
+    )]
+    Unconfigured,
 }
 
 impl Decision<'_> {
@@ -55,9 +61,68 @@ impl Decision<'_> {
         self.reason.is_none()
     }
 
-    /// True for refusals an operator must act on, not just note.
-    pub fn is_alarm(&self) -> bool {
-        matches!(&self.reason, Some(Reason::Replay(e)) if e.is_alarm())
+    /// For refusals an operator must act on, not just note: what kind of
+    /// alarm it is (alarms of one kind are rate-limited together).
+    pub fn alarm(&self) -> Option<&'static str> {
+        match &self.reason {
+            Some(Reason::Replay(ReplayError::Full(_))) => Some("replay memory full"),
+            Some(Reason::Replay(ReplayError::Store(_))) => Some("replay store failed"),
+            Some(Reason::Unconfigured) => Some("no usable configuration"),
+            _ => None,
+        }
+    }
+}
+
+/// What answers requests: a configured [`Helper`], or, while the
+/// configuration (or a key file, or the replay store) cannot be used, only
+/// refusals. A helper under ejabberd that exited at start would be
+/// restarted in a loop until ejabberd gives up on its whole pool; one that
+/// stays up refusing heals as soon as the files are fixed.
+#[allow(clippy::large_enum_variant)] // one per process, never moved in a loop
+pub enum Service {
+    Ready(Helper),
+    Unconfigured,
+}
+
+impl Service {
+    pub fn answer<'a>(&mut self, frame: Frame<'a>, now: u64) -> Decision<'a> {
+        match self {
+            Service::Ready(helper) => helper.answer(frame, now),
+            Service::Unconfigured => decide(frame, |_| Err(Reason::Unconfigured)),
+        }
+    }
+}
+
+/// The decision for `frame`, with `outcome` judging a request that could
+/// be parsed.
+fn decide<'a>(
+    frame: Frame<'a>,
+    outcome: impl FnOnce(&Request<'a>) -> Result<(), Reason>,
+) -> Decision<'a> {
+    let request = match frame {
+        Frame::TooLong => {
+            return Decision {
+                command: None,
+                jid: None,
+                reason: Some(Reason::TooLong),
+            };
+        }
+        Frame::Request(bytes) => Request::parse(bytes),
+    };
+    let jid = match request {
+        Request::Auth { user, server, .. }
+        | Request::IsUser { user, server }
+        | Request::Refused { user, server, .. } => Some((user, server)),
+        Request::Malformed(_) => None,
+    };
+    let reason = match &request {
+        Request::Malformed(why) => Some(Reason::Malformed(*why)),
+        parsed => outcome(parsed).err(),
+    };
+    Decision {
+        command: request.command(),
+        jid,
+        reason,
     }
 }
 
@@ -88,31 +153,16 @@ impl Helper {
 
     /// Answers one frame at unix time `now`: the reply, and what to log.
     pub fn answer<'a>(&mut self, frame: Frame<'a>, now: u64) -> Decision<'a> {
-        let request = match frame {
-            Frame::TooLong => {
-                return Decision {
-                    command: None,
-                    jid: None,
-                    reason: Some(Reason::TooLong),
-                };
-            }
-            Frame::Request(bytes) => Request::parse(bytes),
-        };
-        let (jid, outcome) = match request {
+        decide(frame, |request| match *request {
             Request::Auth {
                 user,
                 server,
                 password,
-            } => (Some((user, server)), self.auth(user, server, password, now)),
-            Request::IsUser { user, server } => (Some((user, server)), self.isuser(server)),
-            Request::Refused { user, server, .. } => (Some((user, server)), Err(Reason::ReadOnly)),
-            Request::Malformed(why) => (None, Err(Reason::Malformed(why))),
-        };
-        Decision {
-            command: request.command(),
-            jid,
-            reason: outcome.err(),
-        }
+            } => self.auth(user, server, password, now),
+            Request::IsUser { server, .. } => self.isuser(server),
+            Request::Refused { .. } => Err(Reason::ReadOnly),
+            Request::Malformed(why) => Err(Reason::Malformed(why)),
+        })
     }
 
     fn isuser(&self, server: &str) -> Result<(), Reason> {
@@ -288,7 +338,7 @@ mod tests {
             &token("b", "example.com", "1", NOW),
             NOW,
         );
-        assert!(!full.verdict() && full.is_alarm(), "{full}");
+        assert!(!full.verdict() && full.alarm().is_some(), "{full}");
     }
 
     #[test]

@@ -102,11 +102,18 @@ impl Serving {
     /// Reads like [`Read::read`] once `input` has something to report (data,
     /// its end, a hang-up or an error); `Ok(None)` when a stop signal came
     /// and everything that was waiting then has been read: time to exit.
+    /// With a `timeout`, an error of kind `TimedOut` when nothing came
+    /// within it.
     pub fn read<R: Read + AsFd>(
         &mut self,
         input: &mut R,
         buffer: &mut [u8],
+        timeout: Option<std::time::Duration>,
     ) -> io::Result<Option<usize>> {
+        let timeout = timeout.map(|t| libc::timespec {
+            tv_sec: t.as_secs() as libc::time_t,
+            tv_nsec: t.subsec_nanos() as libc::c_long,
+        });
         loop {
             if self.owed.is_none() && (STOP.load(SeqCst) || stop_pending()?) {
                 self.owed = Some(waiting(input.as_fd()).unwrap_or(buffer.len()));
@@ -116,7 +123,7 @@ impl Serving {
                 // It was there when the signal was taken: no sleeping (and
                 // the look is only for input that cannot count its bytes).
                 Some(owed) => {
-                    if !poll(input.as_fd(), Some(&NO_TIME), None)? {
+                    if poll(input.as_fd(), Some(&NO_TIME), None)? != Polled::Ready {
                         return Ok(None);
                     }
                     let read = input.read(buffer)?;
@@ -126,16 +133,23 @@ impl Serving {
                     });
                     return Ok(Some(read));
                 }
-                None => {
-                    // Sleeps with the stop signals let in.
-                    if poll(input.as_fd(), None, Some(&self.waiting))? {
-                        return input.read(buffer).map(Some);
-                    }
+                // Sleeps with the stop signals let in.
+                None => match poll(input.as_fd(), timeout.as_ref(), Some(&self.waiting))? {
+                    Polled::Ready => return input.read(buffer).map(Some),
+                    Polled::TimedOut => return Err(io::ErrorKind::TimedOut.into()),
                     // A signal: look again.
-                }
+                    Polled::Interrupted => {}
+                },
             }
         }
     }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Polled {
+    Ready,
+    TimedOut,
+    Interrupted,
 }
 
 const NO_TIME: libc::timespec = libc::timespec {
@@ -144,13 +158,12 @@ const NO_TIME: libc::timespec = libc::timespec {
 };
 
 /// Waits up to `timeout` (forever if none) with the signal `mask` (the
-/// current one if none) for `fd` to be readable or hung up: true if it is,
-/// false when the time is up or a signal handler ran.
+/// current one if none) for `fd` to be readable or hung up.
 fn poll(
     fd: BorrowedFd<'_>,
     timeout: Option<&libc::timespec>,
     mask: Option<&libc::sigset_t>,
-) -> io::Result<bool> {
+) -> io::Result<Polled> {
     let mut poll = libc::pollfd {
         fd: fd.as_raw_fd(),
         events: libc::POLLIN,
@@ -160,13 +173,16 @@ fn poll(
     let mask = mask.map_or(std::ptr::null(), |m| m as *const libc::sigset_t);
     // SAFETY: one valid pollfd; the timeout and the mask are valid or null.
     let ready = unsafe { libc::ppoll(&mut poll, 1, timeout, mask) };
-    if ready >= 0 {
-        return Ok(ready > 0);
-    }
-    let e = io::Error::last_os_error();
-    match e.kind() {
-        io::ErrorKind::Interrupted => Ok(false),
-        _ => Err(e),
+    match ready {
+        1.. => Ok(Polled::Ready),
+        0 => Ok(Polled::TimedOut),
+        _ => {
+            let e = io::Error::last_os_error();
+            match e.kind() {
+                io::ErrorKind::Interrupted => Ok(Polled::Interrupted),
+                _ => Err(e),
+            }
+        }
     }
 }
 
@@ -205,7 +221,7 @@ pub enum DaemonSignal {
 
 /// For a program of several threads: blocks the three signals in the
 /// calling thread, and so in every thread it starts afterwards, so that only
-/// [`DaemonSignals::wait`] takes them. Call before starting any thread.
+/// [`DaemonSignals::wait_for`] takes them. Call before starting any thread.
 pub fn for_threads() -> io::Result<DaemonSignals> {
     // SAFETY: sigemptyset and sigaddset fill a local set; pthread_sigmask
     // reads it.
@@ -232,15 +248,26 @@ pub struct DaemonSignals {
 }
 
 impl DaemonSignals {
-    /// Sleeps until one of the three signals comes.
-    pub fn wait(&self) -> io::Result<DaemonSignal> {
-        let mut signal: libc::c_int = 0;
-        // SAFETY: sigwait reads the set and writes one int.
-        let rc = unsafe { libc::sigwait(&self.set, &mut signal) };
-        match (rc, signal) {
-            (0, libc::SIGHUP) => Ok(DaemonSignal::Reload),
-            (0, _) => Ok(DaemonSignal::Stop),
-            (e, _) => Err(io::Error::from_raw_os_error(e)),
+    /// Sleeps until one of the three signals comes, or `timeout` passes
+    /// (`None`).
+    pub fn wait_for(&self, timeout: std::time::Duration) -> io::Result<Option<DaemonSignal>> {
+        let timeout = libc::timespec {
+            tv_sec: timeout.as_secs() as libc::time_t,
+            tv_nsec: timeout.subsec_nanos() as libc::c_long,
+        };
+        // SAFETY: sigtimedwait reads the set and the timeout; a null info
+        // pointer is allowed.
+        let signal = unsafe { libc::sigtimedwait(&self.set, std::ptr::null_mut(), &timeout) };
+        match signal {
+            libc::SIGHUP => Ok(Some(DaemonSignal::Reload)),
+            signal if signal > 0 => Ok(Some(DaemonSignal::Stop)),
+            _ => {
+                let e = io::Error::last_os_error();
+                match e.raw_os_error() {
+                    Some(libc::EAGAIN) | Some(libc::EINTR) => Ok(None),
+                    _ => Err(e),
+                }
+            }
         }
     }
 }
