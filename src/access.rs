@@ -9,6 +9,7 @@
 //! one, the answer may be too strict, never too lenient in practice, since
 //! the helper's packaging never sets them.
 
+use crate::core::config::{Config, PACKAGE_GROUP};
 use crate::sys::users::{self, Account};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
@@ -40,6 +41,44 @@ impl std::fmt::Display for Denied {
             self.fix
         )
     }
+}
+
+/// Every file the helper reads or writes under `config`, and what it does
+/// with it: the configuration and key files are read; the replay store and
+/// its lock file are read and written, or made in their folder.
+pub fn needs(config: &Config) -> Vec<(PathBuf, Need)> {
+    let mut needs = vec![(config.path.clone(), Need::Read)];
+    needs.extend(config.key_files.iter().map(|f| (f.clone(), Need::Read)));
+    if let Some(store) = config
+        .replay_store
+        .as_ref()
+        .filter(|_| config.replay_protection)
+    {
+        let lock = {
+            let mut name = store.path.clone().into_os_string();
+            name.push(".lock");
+            PathBuf::from(name)
+        };
+        for file in [store.path.clone(), lock] {
+            match (file.exists(), file.parent()) {
+                (true, _) => needs.push((file, Need::ReadWrite)),
+                (false, Some(folder)) => needs.push((folder.to_owned(), Need::CreateIn)),
+                (false, None) => {}
+            }
+        }
+        needs.dedup();
+    }
+    needs
+}
+
+/// What `account` cannot do of what the helper needs under `config`.
+pub fn denied(account: &Account, config: &Config) -> Vec<Denied> {
+    let mut denied: Vec<Denied> = needs(config)
+        .into_iter()
+        .filter_map(|(path, need)| check(account, &path, need))
+        .collect();
+    denied.dedup();
+    denied
 }
 
 const R: u32 = 4;
@@ -106,15 +145,22 @@ fn check_one(account: &Account, path: &Path, wanted: u32, verb: &str) -> Option<
             .collect::<String>()
     };
     let display = path.display();
+    let bits = letters(wanted);
     let fix = if account.uid == meta.uid() {
-        format!("chmod u+{} {display}", letters(wanted))
+        format!("chmod u+{bits} {display}")
     } else if account.groups.contains(&meta.gid()) {
-        format!("chmod g+{} {display}", letters(wanted))
+        format!("chmod g+{bits} {display}")
+    } else if meta.gid() == 0 {
+        // Root's group: hand the file to the packages' group instead.
+        format!(
+            "chgrp {PACKAGE_GROUP} {display} && chmod g+{bits} {display}, and adduser {} {PACKAGE_GROUP} \
+             (then restart the XMPP server)",
+            account.name
+        )
     } else {
         format!(
-            "adduser {} {group} (then restart the XMPP server), and chmod g+{} {display} if needed",
-            account.name,
-            letters(wanted)
+            "adduser {} {group} (then restart the XMPP server), and chmod g+{bits} {display} if needed",
+            account.name
         )
     };
     Some(Denied {

@@ -108,7 +108,13 @@ pub enum Command {
         at: Option<u64>,
     },
     /// Validate the configuration and summarise it (exit 0 valid, 2 invalid)
-    CheckConfig,
+    CheckConfig {
+        /// Also check that this account (the XMPP server's: ejabberd, prosody) can read
+        /// every file the helper reads and use the replay store; exit 2 naming each file
+        /// it cannot, with the command that fixes it
+        #[arg(long, value_name = "NAME")]
+        user: Option<String>,
+    },
     /// Print a fresh token_secret and otp_seed as TOML lines for the configuration
     GenSecret,
     /// Serve the line protocol on a Unix socket, for Prosody's mod_auth_xmpp_token
@@ -127,7 +133,7 @@ impl Command {
         match self {
             Command::Generate { .. } => "generate",
             Command::Verify { .. } => "verify",
-            Command::CheckConfig => "check-config",
+            Command::CheckConfig { .. } => "check-config",
             Command::GenSecret => "gen-secret",
             Command::Listen { .. } => "listen",
         }

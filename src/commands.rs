@@ -11,6 +11,7 @@ use std::process::ExitCode;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 use xmpp_token_auth::config_file::{self, Watch};
+use xmpp_token_auth::core::config::PACKAGE_GROUP;
 use xmpp_token_auth::core::config::{Config, ListenSettings, LogTarget, ProtocolChoice};
 use xmpp_token_auth::core::helper::{self, Helper, Reason, Service};
 use xmpp_token_auth::core::replay::{ReplayError, TokenId};
@@ -19,7 +20,8 @@ use xmpp_token_auth::listen;
 use xmpp_token_auth::log::{Level, Logger};
 use xmpp_token_auth::replay_store::{SharedStore, StoreSnapshot};
 use xmpp_token_auth::serve::{self, unix_now};
-use xmpp_token_auth::sys::{activation, fds, signals, terminal};
+use xmpp_token_auth::sys::{activation, fds, signals, terminal, users};
+use xmpp_token_auth::{access, log_socket};
 
 /// Serves until the XMPP server goes away or a signal comes: exit 0.
 ///
@@ -470,7 +472,7 @@ pub fn verify(config: &Config, jid: &str, token: &str, at: Option<u64>) -> Resul
 
 /// Summarises a valid configuration; the replay store is looked at, never
 /// touched.
-pub fn check_config(config: &Config) -> Result<(), Error> {
+pub fn check_config(config: &Config, user: Option<&str>) -> Result<(), Error> {
     let snapshot = read_replay_store(config)?;
     let tokens = config.tokens;
     println!("{}: OK", config.path.display());
@@ -502,7 +504,67 @@ pub fn check_config(config: &Config) -> Result<(), Error> {
     println!("  isuser:   {}", config.isuser);
     println!("  protocol: {}", config.protocol);
     println!("  log:      {}", config.log);
-    Ok(())
+    if config.log == LogTarget::Syslog && !Path::new(log_socket::DEV_LOG).exists() {
+        eprintln!(
+            "xmpp-token-auth: warning: log = \"syslog\" but no syslog daemon listens on {}: \
+             a helper will log to stderr instead (under ejabberdctl start, that is /dev/null); \
+             install a syslog daemon, or set log = \"stderr\"",
+            log_socket::DEV_LOG
+        );
+    }
+    check_access(config, user)
+}
+
+/// `check-config --user NAME`: every file NAME cannot use, and the fix.
+/// Without `--user`, as root: what the packages' group cannot use, as
+/// warnings (the XMPP server's user is usually a member of that group).
+fn check_access(config: &Config, user: Option<&str>) -> Result<(), Error> {
+    let account = match user {
+        Some(name) => users::account(name)
+            .ok()
+            .flatten()
+            .ok_or_else(|| Error::NoSuchUser(name.to_string()))?,
+        None if !users::is_root() => return Ok(()),
+        None => match users::group_id(PACKAGE_GROUP) {
+            Ok(Some(gid)) => users::Account {
+                name: format!("the group {PACKAGE_GROUP}"),
+                uid: u32::MAX,
+                groups: vec![gid],
+            },
+            _ => {
+                println!(
+                    "  access:   not checked: there is no group {PACKAGE_GROUP}; \
+                     `check-config --user ejabberd` (or prosody) checks the XMPP server's account"
+                );
+                return Ok(());
+            }
+        },
+    };
+    let denied = access::denied(&account, config);
+    match (user, denied.is_empty()) {
+        (_, true) => {
+            println!(
+                "  access:   {} can read every file the helper reads and use the replay store",
+                account.name
+            );
+            Ok(())
+        }
+        (Some(name), false) => {
+            for d in &denied {
+                eprintln!("xmpp-token-auth: error: {d}");
+            }
+            Err(Error::Access {
+                user: name.to_string(),
+                count: denied.len(),
+            })
+        }
+        (None, false) => {
+            for d in &denied {
+                eprintln!("xmpp-token-auth: warning: {d}");
+            }
+            Ok(())
+        }
+    }
 }
 
 /// Prints a fresh `token_secret` and `otp_seed` as configuration lines.

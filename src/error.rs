@@ -69,6 +69,18 @@ pub enum Error {
     #[error("cannot install signal handlers: {0}; the helper could not exit cleanly on SIGTERM")]
     Signals(std::io::Error),
 
+    #[error(
+        "there is no account {0:?} on this machine: give the XMPP server's user (ejabberd, prosody)"
+    )]
+    NoSuchUser(String),
+
+    /// `check-config --user`: files the account cannot use (each named on
+    /// stderr before).
+    #[error(
+        "{user} cannot use {count} of the files the helper needs (listed above); run the commands given, then check again"
+    )]
+    Access { user: String, count: usize },
+
     /// `listen`: the socket cannot be made or taken over from systemd.
     #[error(transparent)]
     Socket(#[from] SocketError),
@@ -91,6 +103,8 @@ impl Error {
             | Error::ReplayStore { .. }
             | Error::Signals(_)
             | Error::Socket(_)
+            | Error::NoSuchUser(_)
+            | Error::Access { .. }
             | Error::Activation(_) => EXIT_USAGE,
         }
     }

@@ -217,3 +217,37 @@ fn gen_secret_prints_a_configuration_that_check_config_accepts() {
         .unwrap();
     assert_ne!(again.stdout, text.as_bytes());
 }
+
+#[test]
+fn check_config_user_names_each_file_that_account_cannot_read_and_the_fix() {
+    use std::os::unix::fs::PermissionsExt;
+    let setup = Setup::new("");
+    let folder = setup.dir.path();
+    std::fs::set_permissions(folder, std::fs::Permissions::from_mode(0o755)).unwrap();
+    // The configuration is 0600, as a `chmod` by mistake would leave it.
+    let (code, _, stderr) = setup.run(&["check-config", "--user", "nobody"]);
+    assert_eq!(code, 2, "{stderr}");
+    let config = setup.config.display().to_string();
+    assert!(
+        stderr.contains(&format!("{config}: nobody cannot read it")),
+        "{stderr}"
+    );
+    assert!(stderr.contains("chmod g+r"), "the fix is given: {stderr}");
+    assert!(
+        stderr.contains("nobody cannot use 1 of the files the helper needs"),
+        "{stderr}"
+    );
+    std::fs::set_permissions(&setup.config, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let (code, stdout, _) = setup.run(&["check-config", "--user", "nobody"]);
+    assert_eq!(code, 0);
+    assert!(
+        stdout.contains("access:   nobody can read every file the helper reads"),
+        "{stdout}"
+    );
+    let (code, _, stderr) = setup.run(&["check-config", "--user", "no-such-account-xta"]);
+    assert_eq!(code, 2);
+    assert!(
+        stderr.contains("there is no account \"no-such-account-xta\""),
+        "{stderr}"
+    );
+}

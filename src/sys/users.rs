@@ -107,6 +107,12 @@ pub fn account(name: &str) -> io::Result<Option<Account>> {
     }))
 }
 
+/// Whether this process runs as root (effective uid 0).
+pub fn is_root() -> bool {
+    // SAFETY: geteuid cannot fail and touches no memory.
+    unsafe { libc::geteuid() == 0 }
+}
+
 /// The name of group `gid`, for messages.
 pub fn group_name(gid: u32) -> Option<String> {
     with_buffer(|buffer| {
