@@ -1,19 +1,18 @@
--- xmpp-token-auth for Prosody: put these lines in /etc/prosody/prosody.cfg.lua,
--- globally or inside the VirtualHost that should use tokens.
+-- xmpp-token-auth for Prosody (0.12 and later): lines for
+-- /etc/prosody/prosody.cfg.lua. See README.md, section Prosody.
 --
--- Needs the community module mod_auth_external_insecure (prosody-modules) and
--- the Lua library lpty built for Prosody's Lua version (Debian 12: Lua 5.4;
--- `luarocks --lua-version 5.4 install lpty`, see README.md).
+-- Before: the daemon runs (`systemctl enable --now xmpp-token-auth.socket`,
+-- or `xmpp-token-auth listen`) and Prosody's user may open its socket:
+-- `adduser prosody xmpp-token-auth`, then restart Prosody.
 
-authentication = "external_insecure"
+-- Global section only: the folder that holds mod_auth_xmpp_token.lua
+-- (contrib/prosody/ in the source tree).
+plugin_paths = { "/usr/share/xmpp-token-auth/prosody" }
 
--- "generic" is the line protocol the helper speaks on Prosody's terminal.
-external_auth_protocol = "generic"
+-- Globally, or inside the VirtualHost that should use tokens. Offers SASL
+-- PLAIN and X-TOKEN (the mechanism of mod_auth_token's mod_sasl_token).
+authentication = "xmpp_token"
 
--- Absolute path and no arguments: lpty runs it without a shell. Configure the
--- helper in /etc/xmpp-token-auth/config.toml (or with XMPP_TOKEN_AUTH_CONFIG in
--- Prosody's environment).
-external_auth_command = "/usr/bin/xmpp-token-auth"
-
--- Do not load mod_legacyauth: it passes passwords without SASLprep, so a
--- newline inside one would split a request in two.
+-- Optional, with their defaults:
+-- xmpp_token_socket = "/run/xmpp-token-auth/auth.sock" -- the daemon's `socket`
+-- xmpp_token_timeout = 5 -- seconds; a login not answered by then is refused
