@@ -18,6 +18,7 @@ use clap_complete::Shell;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use xmpp_token_auth::cli::{Cli, EXIT_STATUS};
+use xmpp_token_auth::core::config::KEYS;
 
 const NAME: &str = "xmpp-token-auth";
 
@@ -125,6 +126,7 @@ fn render_man_page(page: &mut Vec<u8>) -> std::io::Result<()> {
     man.render_description_section(page)?;
     man.render_options_section(page)?;
     render_commands(&command, page);
+    render_entries("CONFIGURATION", KEYS.iter().copied(), page);
     render_entries("FILES", FILES.iter().copied(), page);
     render_entries("ENVIRONMENT", ENVIRONMENT.iter().copied(), page);
     let statuses: Vec<(String, &str)> = EXIT_STATUS

@@ -75,6 +75,83 @@ pub struct ReplayStore {
     pub line: usize,
 }
 
+/// Every key of the configuration file and what it holds: the man page's
+/// CONFIGURATION section is made from this list, and a test checks that it
+/// names exactly the keys the parser reads.
+pub const KEYS: &[(&str, &str)] = &[
+    (
+        "token_secret",
+        "The HMAC-SHA256 key shared with the application: the UTF-8 bytes of the string as written \
+         (not base32-decoded). A string, or a list for key rotation (the first signs, all verify). \
+         Required, or token_secret_file, unless every served domain has its own.",
+    ),
+    (
+        "token_secret_file",
+        "A file whose first line is token_secret.",
+    ),
+    (
+        "otp_seed",
+        "The TOTP seed: base32, at least 80 bits (16 characters), case and spaces ignored. A \
+         string or a list. Required, or otp_seed_file.",
+    ),
+    ("otp_seed_file", "A file whose first line is otp_seed."),
+    ("otp_digits", "Digits of the OTP, 6 to 10. Default 8."),
+    (
+        "otp_interval",
+        "Seconds per TOTP step, 10 to 3600. Default 30.",
+    ),
+    (
+        "otp_window",
+        "Steps accepted either side of the current one, 0 to 10. Default 1.",
+    ),
+    (
+        "nonce_digits",
+        "The exact number of nonce digits in every token, 1 to 64. Default 32.",
+    ),
+    (
+        "replay_protection",
+        "Refuse a token accepted before: true or false. Default true.",
+    ),
+    (
+        "replay_cache_size",
+        "Tokens remembered at most, 1 to 100000000; full, new tokens are refused. Default 100000.",
+    ),
+    (
+        "replay_store",
+        "A file that every helper on the machine shares as its replay memory. Default: none.",
+    ),
+    (
+        "isuser",
+        "served-domains, always or never. Default served-domains.",
+    ),
+    ("protocol", "auto, ejabberd or line. Default auto."),
+    ("log", "syslog, stderr or none. Default syslog."),
+    (
+        "socket",
+        "listen: the socket to make. Default /run/xmpp-token-auth/auth.sock.",
+    ),
+    (
+        "socket_mode",
+        "listen: the socket's permission bits, in quotes. Default \"0660\".",
+    ),
+    (
+        "socket_group",
+        "listen: the socket's group. Default xmpp-token-auth.",
+    ),
+    (
+        "max_connections",
+        "listen: connections at once, 1 to 4096. Default 64.",
+    ),
+    (
+        "request_timeout",
+        "listen: seconds a request may stay half-sent, 1 to 3600. Default 10.",
+    ),
+    (
+        "domains",
+        "[domains.\"NAME\"] tables: token_secret, otp_seed and their _file forms for one domain.",
+    ),
+];
+
 /// The socket daemon's settings (`listen`), docs/protocol.md §11.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ListenSettings {
@@ -1067,6 +1144,23 @@ mod tests {
                 Some(format!("/etc/x/secret {says}"))
             );
         }
+    }
+
+    #[test]
+    fn the_documented_keys_are_exactly_the_keys_read() {
+        // The parser lists the keys it knows when it meets another one.
+        let message = error(&format!(
+            "token_secret = \"{SECRET}\"\notp_seed = \"{SEED}\"\nno_such_key = 1\n"
+        ));
+        let known = message
+            .split_once("expected one of ")
+            .expect("the parser names the keys it knows")
+            .1;
+        let mut read: Vec<&str> = known.split(", ").map(|k| k.trim_matches('`')).collect();
+        let mut documented: Vec<&str> = KEYS.iter().map(|(key, _)| *key).collect();
+        read.sort_unstable();
+        documented.sort_unstable();
+        assert_eq!(read, documented);
     }
 
     #[test]
