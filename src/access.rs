@@ -18,6 +18,8 @@ use std::path::{Path, PathBuf};
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Need {
     Read,
+    /// Append to (a log file).
+    Write,
     ReadWrite,
     /// Make a file in this folder (a replay store not made yet).
     CreateIn,
@@ -49,6 +51,13 @@ impl std::fmt::Display for Denied {
 pub fn needs(config: &Config) -> Vec<(PathBuf, Need)> {
     let mut needs = vec![(config.path.clone(), Need::Read)];
     needs.extend(config.key_files.iter().map(|f| (f.clone(), Need::Read)));
+    if let Some(log) = &config.log_file {
+        match (log.exists(), log.parent()) {
+            (true, _) => needs.push((log.clone(), Need::Write)),
+            (false, Some(folder)) => needs.push((folder.to_owned(), Need::CreateIn)),
+            (false, None) => {}
+        }
+    }
     if let Some(store) = config
         .replay_store
         .as_ref()
@@ -116,6 +125,7 @@ pub fn check(account: &Account, path: &Path, need: Need) -> Option<Denied> {
     }
     match need {
         Need::Read => check_one(account, path, R, "read"),
+        Need::Write => check_one(account, path, W, "write"),
         Need::ReadWrite => check_one(account, path, R | W, "read and write"),
         Need::CreateIn => check_one(account, path, W | X, "create files in"),
     }

@@ -38,6 +38,7 @@ pub fn serve(path: &Path, protocol: Option<ProtocolChoice>) -> ExitCode {
     let early_logger = || {
         Logger::open(
             startup::LOG_BEFORE_CONFIGURATION,
+            None,
             startup::stderr_is_free(on_terminal),
         )
     };
@@ -55,6 +56,7 @@ pub fn serve(path: &Path, protocol: Option<ProtocolChoice>) -> ExitCode {
             let config = helper.config();
             let logger = Logger::open(
                 startup::log_target(config.log, on_terminal),
+                config.log_file.as_deref(),
                 startup::stderr_is_free(on_terminal),
             );
             for warning in &config.warnings {
@@ -216,12 +218,21 @@ pub fn listen(path: &Path, socket: Option<PathBuf>) -> ExitCode {
     // thread takes them.
     let signals = match signals::for_threads() {
         Ok(signals) => signals,
-        Err(e) => return fail(&Logger::open(LogTarget::Syslog, true), Error::Signals(e)),
+        Err(e) => {
+            return fail(
+                &Logger::open(LogTarget::Syslog, None, true),
+                Error::Signals(e),
+            );
+        }
     };
     let loaded = load_helper(path);
     let logger = match &loaded {
-        Ok(helper) => Logger::open(helper.config().log, true),
-        Err(_) => Logger::open(startup::LOG_BEFORE_CONFIGURATION, true),
+        Ok(helper) => Logger::open(
+            helper.config().log,
+            helper.config().log_file.as_deref(),
+            true,
+        ),
+        Err(_) => Logger::open(startup::LOG_BEFORE_CONFIGURATION, None, true),
     };
     if let Err(e) = closed {
         logger.log(
@@ -503,7 +514,10 @@ pub fn check_config(config: &Config, user: Option<&str>) -> Result<(), Error> {
     }
     println!("  isuser:   {}", config.isuser);
     println!("  protocol: {}", config.protocol);
-    println!("  log:      {}", config.log);
+    match &config.log_file {
+        Some(file) => println!("  log:      file {}", file.display()),
+        None => println!("  log:      {}", config.log),
+    }
     if config.log == LogTarget::Syslog && !Path::new(log_socket::DEV_LOG).exists() {
         eprintln!(
             "xmpp-token-auth: warning: log = \"syslog\" but no syslog daemon listens on {}: \

@@ -16,6 +16,7 @@ pub mod config_file;
 pub mod core;
 pub mod listen;
 pub mod log;
+pub mod log_file;
 pub mod log_socket;
 pub mod replay_store;
 pub mod serve;

@@ -4,6 +4,7 @@
 
 use crate::core::config::LogTarget;
 use crate::core::helper::Decision;
+use crate::log_file::LogFile;
 use crate::log_socket::{DEV_LOG, LogSocket};
 use std::path::Path;
 use std::sync::Mutex;
@@ -21,11 +22,24 @@ pub enum Level {
     Error,
 }
 
+impl Level {
+    /// What a line of this level starts with on stderr or in a file.
+    fn label(self) -> &'static str {
+        match self {
+            Level::Info | Level::Notice => "",
+            Level::Warning => "warning: ",
+            Level::Error => "error: ",
+        }
+    }
+}
+
 #[derive(Debug)]
 pub struct Logger {
     target: LogTarget,
     /// Open when the target is syslog.
     syslog: Option<Mutex<LogSocket>>,
+    /// Open when the target is a file.
+    file: Option<Mutex<LogFile>>,
     alarms: Mutex<AlarmLimiter>,
 }
 
@@ -34,9 +48,14 @@ impl Logger {
     /// listens (a container, `ejabberdctl start` on a host without one),
     /// every line would be lost: if `stderr_is_free`, say so once and log
     /// to stderr instead.
-    pub fn open(target: LogTarget, stderr_is_free: bool) -> Logger {
+    /// `file` is where [`LogTarget::File`] writes.
+    pub fn open(target: LogTarget, file: Option<&Path>, stderr_is_free: bool) -> Logger {
         // Connected now, so that the socket exists before any request is read.
         let syslog = (target == LogTarget::Syslog).then(|| LogSocket::open(Path::new(DEV_LOG)));
+        let file = match (target, file) {
+            (LogTarget::File, Some(path)) => Some(Mutex::new(LogFile::open(path))),
+            _ => None,
+        };
         let target = match &syslog {
             Some(socket) if !socket.is_connected() && stderr_is_free => {
                 eprintln!(
@@ -49,6 +68,7 @@ impl Logger {
         Logger {
             target,
             syslog: syslog.map(Mutex::new),
+            file,
             alarms: Mutex::new(AlarmLimiter::default()),
         }
     }
@@ -73,13 +93,13 @@ impl Logger {
                         .send(severity, message);
                 }
             }
-            LogTarget::Stderr => {
-                let label = match level {
-                    Level::Info | Level::Notice => "",
-                    Level::Warning => "warning: ",
-                    Level::Error => "error: ",
-                };
-                eprintln!("xmpp-token-auth: {label}{message}");
+            LogTarget::Stderr => eprintln!("xmpp-token-auth: {}{message}", level.label()),
+            LogTarget::File => {
+                if let Some(file) = &self.file {
+                    file.lock()
+                        .unwrap_or_else(|poisoned| poisoned.into_inner())
+                        .write(level.label(), message);
+                }
             }
             LogTarget::None => {}
         }

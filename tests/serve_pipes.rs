@@ -693,3 +693,35 @@ fn a_helper_started_with_stdout_closed_writes_replies_into_no_file() {
     let store = std::fs::read(setup.dir.path().join("replay")).unwrap();
     assert_eq!(store.len(), 8 + 24, "the header and one record: {store:?}");
 }
+
+#[test]
+fn a_log_file_gets_every_decision_and_a_new_file_after_logrotate_moves_it() {
+    let setup = Setup::new("log = \"file:helper.log\"\n");
+    let log = setup.dir.path().join("helper.log");
+    let mut child = setup.spawn(&[]);
+    let mut stdin = child.stdin.take().unwrap();
+    let mut stdout = child.stdout.take().unwrap();
+    stdin
+        .write_all(&frame(b"isuser:alice:example.org"))
+        .unwrap();
+    assert_eq!(read_reply(&mut stdout, "isuser"), TRUE);
+    std::fs::rename(&log, setup.dir.path().join("helper.log.1")).unwrap();
+    // The move is noticed within a second.
+    std::thread::sleep(Duration::from_millis(1100));
+    stdin.write_all(&frame(b"isuser:bob:example.org")).unwrap();
+    assert_eq!(read_reply(&mut stdout, "isuser"), TRUE);
+    drop(stdin);
+    let status = wait_with_deadline(&mut child, Duration::from_secs(30), "the exit");
+    assert_eq!(status.code(), Some(0));
+    let rotated = std::fs::read_to_string(setup.dir.path().join("helper.log.1")).unwrap();
+    let current = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        rotated.contains("isuser alice@example.org: accepted"),
+        "{rotated}"
+    );
+    assert!(
+        current.contains("isuser bob@example.org: accepted"),
+        "{current}"
+    );
+    assert!(!current.contains("alice"), "{current}");
+}

@@ -48,6 +48,8 @@ pub enum LogTarget {
     Syslog,
     Stderr,
     None,
+    /// `file:PATH`: appended to; the path is [`Config::log_file`].
+    File,
 }
 
 /// Shows a setting as it is written in the configuration file.
@@ -64,7 +66,7 @@ macro_rules! config_names {
 config_names! {
     IsUserPolicy { ServedDomains => "served-domains", Always => "always", Never => "never" }
     ProtocolChoice { Auto => "auto", Ejabberd => "ejabberd", Line => "line" }
-    LogTarget { Syslog => "syslog", Stderr => "stderr", None => "none" }
+    LogTarget { Syslog => "syslog", Stderr => "stderr", None => "none", File => "file" }
 }
 
 /// Where `replay_store` points, and the line that says so (for errors found
@@ -125,7 +127,10 @@ pub const KEYS: &[(&str, &str)] = &[
         "served-domains, always or never. Default served-domains.",
     ),
     ("protocol", "auto, ejabberd or line. Default auto."),
-    ("log", "syslog, stderr or none. Default syslog."),
+    (
+        "log",
+        "syslog, stderr, none, or file:PATH (appended to, reopened when moved). Default syslog.",
+    ),
     (
         "socket",
         "listen: the socket to make. Default /run/xmpp-token-auth/auth.sock.",
@@ -196,6 +201,8 @@ pub struct Config {
     pub isuser: IsUserPolicy,
     pub protocol: ProtocolChoice,
     pub log: LogTarget,
+    /// Where `log = "file:PATH"` writes.
+    pub log_file: Option<PathBuf>,
     pub listen: ListenSettings,
     /// Keys for every domain not listed under `[domains]`, if any.
     pub default_keys: Option<Keys>,
@@ -368,7 +375,7 @@ struct Raw {
     replay_store: Option<Spanned<String>>,
     isuser: Option<IsUserPolicy>,
     protocol: Option<ProtocolChoice>,
-    log: Option<LogTarget>,
+    log: Option<Spanned<String>>,
     socket: Option<Spanned<String>>,
     socket_mode: Option<Spanned<String>>,
     socket_group: Option<Spanned<String>>,
@@ -586,6 +593,7 @@ impl Parser<'_> {
             }),
         };
         let listen = self.listen(&raw)?;
+        let (log, log_file) = self.log(&raw)?;
 
         let global_secrets = self.secrets(
             Source {
@@ -664,13 +672,37 @@ impl Parser<'_> {
             replay_store,
             isuser: raw.isuser.unwrap_or_default(),
             protocol: raw.protocol.unwrap_or_default(),
-            log: raw.log.unwrap_or_default(),
+            log,
+            log_file,
             listen,
             default_keys,
             domains,
             key_files: self.key_files,
             warnings: self.warnings,
         })
+    }
+
+    fn log(&self, raw: &Raw) -> Result<(LogTarget, Option<PathBuf>), ConfigError> {
+        let Some(log) = &raw.log else {
+            return Ok((LogTarget::default(), None));
+        };
+        match log.get_ref().as_str() {
+            "syslog" => Ok((LogTarget::Syslog, None)),
+            "stderr" => Ok((LogTarget::Stderr, None)),
+            "none" => Ok((LogTarget::None, None)),
+            other => match other.strip_prefix("file:") {
+                Some(path) if !path.trim().is_empty() => {
+                    Ok((LogTarget::File, Some(self.relative_to_config(path))))
+                }
+                _ => Err(self.invalid(
+                    log.span(),
+                    "log",
+                    format_args!(
+                        "= {other:?} is not one of \"syslog\", \"stderr\", \"none\", \"file:PATH\""
+                    ),
+                )),
+            },
+        }
     }
 
     fn listen(&self, raw: &Raw) -> Result<ListenSettings, ConfigError> {
@@ -1142,6 +1174,28 @@ mod tests {
             assert_eq!(
                 permission_warning(path, mode),
                 Some(format!("/etc/x/secret {says}"))
+            );
+        }
+    }
+
+    #[test]
+    fn log_is_a_target_or_a_file_relative_to_the_configuration() {
+        let base = format!("token_secret = \"{SECRET}\"\notp_seed = \"{SEED}\"\n");
+        let config = parse(&format!("{base}log = \"file:log/helper.log\"\n")).unwrap();
+        assert_eq!(config.log, LogTarget::File);
+        assert_eq!(
+            config.log_file,
+            Some(PathBuf::from("/etc/x/log/helper.log"))
+        );
+        assert_eq!(
+            parse(&format!("{base}log = \"none\"\n")).unwrap().log,
+            LogTarget::None
+        );
+        for bad in ["file:", "journal", "File:/x"] {
+            let message = error(&format!("{base}log = \"{bad}\"\n"));
+            assert!(
+                message.contains("config.toml:3: log = ") && message.contains("\"file:PATH\""),
+                "{message}"
             );
         }
     }
