@@ -10,6 +10,7 @@
 //! the helper's packaging never sets them.
 
 use crate::core::config::{Config, PACKAGE_GROUP};
+use crate::replay_store;
 use crate::sys::users::{self, Account};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
@@ -51,32 +52,19 @@ impl std::fmt::Display for Denied {
 pub fn needs(config: &Config) -> Vec<(PathBuf, Need)> {
     let mut needs = vec![(config.path.clone(), Need::Read)];
     needs.extend(config.key_files.iter().map(|f| (f.clone(), Need::Read)));
-    if let Some(log) = &config.log_file {
-        match (log.exists(), log.parent()) {
-            (true, _) => needs.push((log.clone(), Need::Write)),
+    let files = config.log_file.iter().map(|log| (log.clone(), Need::Write));
+    let store = config.shared_store().into_iter().flat_map(|store| {
+        [store.path.clone(), replay_store::lock_path(&store.path)].map(|f| (f, Need::ReadWrite))
+    });
+    for (file, need) in files.chain(store) {
+        // A file the helper makes on first use: its folder must let it.
+        match (file.exists(), file.parent()) {
+            (true, _) => needs.push((file, need)),
             (false, Some(folder)) => needs.push((folder.to_owned(), Need::CreateIn)),
             (false, None) => {}
         }
     }
-    if let Some(store) = config
-        .replay_store
-        .as_ref()
-        .filter(|_| config.replay_protection)
-    {
-        let lock = {
-            let mut name = store.path.clone().into_os_string();
-            name.push(".lock");
-            PathBuf::from(name)
-        };
-        for file in [store.path.clone(), lock] {
-            match (file.exists(), file.parent()) {
-                (true, _) => needs.push((file, Need::ReadWrite)),
-                (false, Some(folder)) => needs.push((folder.to_owned(), Need::CreateIn)),
-                (false, None) => {}
-            }
-        }
-        needs.dedup();
-    }
+    needs.dedup();
     needs
 }
 

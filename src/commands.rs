@@ -360,11 +360,7 @@ fn prepare_descriptors(on_terminal: bool) -> Vec<(Level, String)> {
 
 /// The shared replay store, when the configuration asks for one.
 fn open_replay_store(config: &Config) -> Result<Option<SharedStore>, Error> {
-    let Some(store) = config
-        .replay_store
-        .as_ref()
-        .filter(|_| config.replay_protection)
-    else {
+    let Some(store) = config.shared_store() else {
         return Ok(None);
     };
     SharedStore::open(&store.path, config.replay_cache_size, unix_now())
@@ -380,11 +376,7 @@ fn open_replay_store(config: &Config) -> Result<Option<SharedStore>, Error> {
 /// locking anything (`check-config` and `verify` run as root in a folder the
 /// XMPP server's group can write to).
 fn read_replay_store(config: &Config) -> Result<Option<StoreSnapshot>, Error> {
-    let Some(store) = config
-        .replay_store
-        .as_ref()
-        .filter(|_| config.replay_protection)
-    else {
+    let Some(store) = config.shared_store() else {
         return Ok(None);
     };
     StoreSnapshot::read(&store.path, config.replay_cache_size)

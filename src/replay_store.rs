@@ -279,7 +279,7 @@ fn records_end(len: u64) -> u64 {
 impl SharedStore {
     /// Opens the store at `path`, creating it (and its lock file) if needed.
     pub fn open(path: &Path, capacity: usize, now: u64) -> Result<SharedStore, StoreError> {
-        let lock_path = sibling(path, ".lock");
+        let lock_path = lock_path(path);
         let lock = open_file(&lock_path, true, true)?;
         let data = open_file(path, true, true)?;
         let inode = data
@@ -522,7 +522,7 @@ pub struct StoreSnapshot {
 
 impl StoreSnapshot {
     pub fn read(path: &Path, capacity: usize) -> Result<StoreSnapshot, StoreError> {
-        let lock_path = sibling(path, ".lock");
+        let lock_path = lock_path(path);
         for file in [&lock_path, &path.to_path_buf()] {
             match open_file(file, false, false) {
                 Err(StoreError {
@@ -578,6 +578,11 @@ impl StoreSnapshot {
             .as_ref()
             .map_or(0, |records| records.live(now).count())
     }
+}
+
+/// The lock file of the store at `path`.
+pub fn lock_path(path: &Path) -> PathBuf {
+    sibling(path, ".lock")
 }
 
 /// `path` with `suffix` appended to its file name.

@@ -216,6 +216,13 @@ pub struct Config {
 }
 
 impl Config {
+    /// The store shared by every helper, when replay protection uses one.
+    pub fn shared_store(&self) -> Option<&ReplayStore> {
+        self.replay_store
+            .as_ref()
+            .filter(|_| self.replay_protection)
+    }
+
     /// The keys that sign tokens for `server`, or `None` if it is not served.
     pub fn keys_for(&self, server: &str) -> Option<&Keys> {
         let found = if server.bytes().any(|b| b.is_ascii_uppercase()) {
