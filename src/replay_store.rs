@@ -37,10 +37,12 @@
 
 use crate::core::replay::{self, Key, ReplayCache, ReplayError, ReplayMemory, TokenId};
 use std::ffi::OsString;
+use std::fs::TryLockError;
 use std::fs::{File, OpenOptions};
 use std::io;
 use std::os::unix::fs::{FileExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 /// Names the format and its version (the last byte).
 const MAGIC: &[u8; 8] = b"XTAREPL1";
@@ -85,6 +87,8 @@ enum Problem {
     NotRegular(&'static str),
     HardLinks(u64),
     TooLarge { len: u64, max: u64 },
+    TooManyRecords(u64),
+    LockHeld,
     NotAStore,
     Version(u8),
 }
@@ -110,6 +114,18 @@ impl std::fmt::Display for StoreError {
                 f,
                 "{path} is {len} bytes, more than replay_cache_size could ever need ({max}); \
                  it is damaged or planted: stop the helpers, remove it, and start them again"
+            ),
+            Problem::TooManyRecords(n) => write!(
+                f,
+                "{path} and the files that replaced it hold {n} tokens, more than replay_cache_size \
+                 could ever need; someone replaced the store with planted ones: stop the helpers, \
+                 remove it, and start them again"
+            ),
+            Problem::LockHeld => write!(
+                f,
+                "{path} stayed locked by another process for {} s: a helper is stuck, or someone \
+                 holds the lock (`fuser -v {path}` names it)",
+                LOCK_WAIT.as_secs()
             ),
             Problem::NotAStore => write!(
                 f,
@@ -137,8 +153,16 @@ impl From<StoreError> for ReplayError {
 /// keeps it under twice the live records (checked at least every
 /// `2 × capacity` appends), plus the minimum worth compacting.
 fn max_len(capacity: usize) -> u64 {
-    HEADER + RECORD * (4 * capacity as u64 + COMPACT_MIN)
+    HEADER + RECORD * max_records(capacity)
 }
+
+/// The most records a store (and a helper's mirror of it) can hold.
+fn max_records(capacity: usize) -> u64 {
+    4 * capacity as u64 + COMPACT_MIN
+}
+
+/// How long a helper waits for another to release the store's lock.
+const LOCK_WAIT: Duration = Duration::from_secs(2);
 
 /// Opens a store file without following a symbolic link, without blocking
 /// on a FIFO and without taking a terminal, and checks that it is a regular
@@ -156,7 +180,8 @@ fn open_file(path: &Path, write: bool, create: bool) -> Result<File, StoreError>
         .custom_flags(libc::O_NOFOLLOW | libc::O_NOCTTY | libc::O_NONBLOCK)
         .mode(MODE);
     let opened = if create {
-        match options.clone().create_new(true).open(path) {
+        // Creating needs write access even for a file used read-only.
+        match options.clone().write(true).create_new(true).open(path) {
             Ok(created) => {
                 // The umask may have taken group write away: put it back.
                 created
@@ -280,7 +305,9 @@ impl SharedStore {
     /// Opens the store at `path`, creating it (and its lock file) if needed.
     pub fn open(path: &Path, capacity: usize, now: u64) -> Result<SharedStore, StoreError> {
         let lock_path = lock_path(path);
-        let lock = open_file(&lock_path, true, true)?;
+        // flock needs no write access: a lock file read-only to the helper
+        // (planted by someone else) still locks.
+        let lock = open_file(&lock_path, false, true)?;
         let data = open_file(path, true, true)?;
         let inode = data
             .metadata()
@@ -337,13 +364,42 @@ impl SharedStore {
             problem: Problem::Io(what, e),
         };
         loop {
-            self.lock.lock().map_err(|e| fail("lock it", e))?;
+            self.wait_for_lock()?;
             let ours = self.lock.metadata().map_err(|e| fail("stat it", e))?.ino();
             if inode_at(&self.lock_path) == Some(ours) {
                 return Ok(());
             }
             self.lock.unlock().map_err(|e| fail("unlock it", e))?;
-            self.lock = open_file(&self.lock_path, true, true)?;
+            self.lock = open_file(&self.lock_path, false, true)?;
+        }
+    }
+
+    /// Takes the lock, waiting at most [`LOCK_WAIT`]: a helper must answer
+    /// (ejabberd waits 30 s, Prosody 5 s), and a lock held that long is a
+    /// helper stuck or someone else holding it. Fails closed then.
+    fn wait_for_lock(&self) -> Result<(), StoreError> {
+        let started = Instant::now();
+        let mut pause = Duration::from_micros(50);
+        loop {
+            match self.lock.try_lock() {
+                Ok(()) => return Ok(()),
+                Err(TryLockError::WouldBlock) if started.elapsed() < LOCK_WAIT => {
+                    std::thread::sleep(pause);
+                    pause = (pause * 2).min(Duration::from_millis(20));
+                }
+                Err(TryLockError::WouldBlock) => {
+                    return Err(StoreError {
+                        path: self.lock_path.clone(),
+                        problem: Problem::LockHeld,
+                    });
+                }
+                Err(TryLockError::Error(e)) => {
+                    return Err(StoreError {
+                        path: self.lock_path.clone(),
+                        problem: Problem::Io("lock it", e),
+                    });
+                }
+            }
         }
     }
 
@@ -381,6 +437,18 @@ impl SharedStore {
         }
         let end = records_end(len);
         if end > self.offset {
+            // The mirror keeps what earlier files held too: a store swapped
+            // for full ones again and again must not grow it without bound.
+            // Looked at before reading, so that nothing beyond it is read.
+            let incoming = (end - self.offset) / RECORD;
+            let bound = max_records(self.capacity);
+            if self.mirror.len() as u64 + incoming > bound {
+                self.mirror.forget_expired(now);
+                let held = self.mirror.len() as u64 + incoming;
+                if held > bound {
+                    return Err(self.fail(Problem::TooManyRecords(held)));
+                }
+            }
             read_records(&self.data, self.offset, end, &mut self.mirror)
                 .map_err(|e| self.fail(Problem::Io("read it", e)))?;
             self.offset = end;
@@ -502,8 +570,9 @@ impl ReplayMemory for SharedStore {
             outcome = store.mirror.record_key(key, now, until);
             if outcome.is_ok() {
                 store.append(key, until)?;
-                // The token is recorded; a failed clean-up is retried next time.
-                let _ = store.compact(now);
+                // A store that cannot be compacted grows until it is
+                // refused as too large: say so now, failing closed.
+                store.compact(now)?;
             }
             Ok(())
         })?;
@@ -1035,5 +1104,55 @@ mod tests {
         std::os::unix::fs::symlink("/dev/null", &path).unwrap();
         let error = StoreSnapshot::read(&path, 100).unwrap_err().to_string();
         assert!(error.contains("is a symbolic link"), "{error}");
+    }
+
+    #[test]
+    fn a_lock_held_by_someone_else_fails_closed_within_seconds() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("replay");
+        let mut store = SharedStore::open(&path, 100, 100).unwrap();
+        // Another open of the lock file, as another process would hold it.
+        let holder = File::open(lock_path(&path)).unwrap();
+        holder.lock().unwrap();
+        let started = std::time::Instant::now();
+        let error = store.record(&id("a", "1"), 100, 190).unwrap_err();
+        assert!(started.elapsed() < LOCK_WAIT + Duration::from_secs(2));
+        assert!(
+            matches!(&error, ReplayError::Store(m) if m.contains("stayed locked by another process")),
+            "{error}"
+        );
+        holder.unlock().unwrap();
+        assert_eq!(store.record(&id("a", "1"), 100, 190), Ok(()));
+    }
+
+    #[test]
+    fn stores_swapped_for_full_ones_again_and_again_cannot_grow_a_helper_without_bound() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("replay");
+        let capacity = 10;
+        let mut store = SharedStore::open(&path, capacity, 100).unwrap();
+        let mut last = Ok(());
+        for swap in 0..4u64 {
+            // A planted store as large as allowed, of tokens that never expire.
+            let mut bytes = MAGIC.to_vec();
+            for n in 0..max_records(capacity) {
+                let mut key = [0u8; 16];
+                key[..8].copy_from_slice(&swap.to_be_bytes());
+                key[8..].copy_from_slice(&n.to_be_bytes());
+                bytes.extend_from_slice(&encode(&key, u64::MAX));
+            }
+            let planted = dir.path().join("planted");
+            std::fs::write(&planted, &bytes).unwrap();
+            std::fs::rename(&planted, &path).unwrap();
+            // Refused either way: the cache is full of the planted tokens.
+            last = store.record(&id("a", &swap.to_string()), 100, 190);
+            assert!(last.is_err(), "swap {swap}");
+        }
+        let error = last.unwrap_err();
+        assert!(
+            matches!(&error, ReplayError::Store(m) if m.contains("more than replay_cache_size could ever need")),
+            "{error}"
+        );
+        assert!(store.mirror.len() as u64 <= max_records(capacity));
     }
 }

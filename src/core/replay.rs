@@ -105,7 +105,7 @@ impl ReplayCache {
             None if self.entries.len() >= self.capacity => {
                 if now != self.last_sweep {
                     self.last_sweep = now;
-                    self.entries.retain(|_, &mut until| now < until);
+                    self.forget_expired(now);
                 }
                 if self.entries.len() >= self.capacity {
                     return Err(ReplayError::Full(self.entries.len()));
@@ -115,6 +115,11 @@ impl ReplayCache {
         }
         self.entries.insert(key, until);
         Ok(())
+    }
+
+    /// Forgets every entry no longer remembered at `now`.
+    pub fn forget_expired(&mut self, now: u64) {
+        self.entries.retain(|_, &mut until| now < until);
     }
 
     /// Whether `key` is remembered as used at `now`.
