@@ -177,7 +177,14 @@ pub fn run(daemon: Daemon<'_>) {
         scope.spawn(|| take_signals(&signals, &shared, stop_writer, config_path, watched));
         loop {
             match sockets::accept_unless(listener, &stop_reader) {
-                Ok(None) => break,
+                Ok(None) => {
+                    // Connections the kernel took before the stop are owed
+                    // their answers too: each answers what it sent, then ends.
+                    while let Ok(Some(stream)) = sockets::accept_waiting(listener) {
+                        admit(scope, &shared, stream);
+                    }
+                    break;
+                }
                 Ok(Some(stream)) => admit(scope, &shared, stream),
                 Err(e) => {
                     shared
@@ -247,7 +254,12 @@ fn admit<'scope, 'b>(
 /// One connection, until its peer closes it, it stays half-sent too long,
 /// or the daemon stops.
 fn converse(mut stream: UnixStream, shared: &Shared<'_>, timeout: Duration) {
-    if let Err(e) = stream.set_read_timeout(Some(timeout)) {
+    // A peer that stops reading its replies must not hold the thread (and
+    // the daemon's exit) forever either.
+    let timeouts = stream
+        .set_read_timeout(Some(timeout))
+        .and_then(|()| stream.set_write_timeout(Some(timeout)));
+    if let Err(e) = timeouts {
         shared
             .logger
             .log(Level::Error, &format!("cannot serve a connection: {e}"));

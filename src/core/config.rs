@@ -243,9 +243,7 @@ impl Config {
         let raw: Raw = toml::from_str(text).map_err(|e| {
             let start = e.span().map_or(0, |s| s.start);
             let (line, column) = line_column(text, start);
-            let message = e
-                .message()
-                .trim_end()
+            let message = without_values(e.message().trim_end())
                 .replace("expected i64", "expected an integer");
             ConfigError::Syntax {
                 path: path.to_owned(),
@@ -345,6 +343,25 @@ impl ConfigError {
             | ConfigError::Missing { path, .. } => path,
         }
     }
+}
+
+/// A parser message with any value it quotes left out. serde's type errors
+/// quote the value (`invalid type: string "…", expected …`), and a value in
+/// the wrong place may be a secret (a `[domains]` entry written as
+/// `"example.org" = "SECRET"`): the type and what was expected are enough.
+fn without_values(message: &str) -> String {
+    for lead in ["invalid type: ", "invalid value: "] {
+        if let Some(rest) = message.strip_prefix(lead) {
+            let kind = rest
+                .split([' ', ','])
+                .next()
+                .filter(|k| !k.is_empty())
+                .unwrap_or("value");
+            let expected = rest.find(", expected").map_or("", |i| &rest[i..]);
+            return format!("{lead}{kind}{expected}");
+        }
+    }
+    message.to_string()
 }
 
 fn line_column(text: &str, offset: usize) -> (usize, usize) {
@@ -620,6 +637,24 @@ impl Parser<'_> {
         let mut domains = BTreeMap::new();
         for (name, domain) in &raw.domains {
             let prefix = format!("domains.\"{name}\"");
+            // Servers send the domain as they know it: lower case, no
+            // spaces, no trailing dot. A table named otherwise never matches
+            // and its keys would silently go unused.
+            let usable = name.to_lowercase();
+            if usable != name.to_ascii_lowercase()
+                || name.trim() != name
+                || name.ends_with('.')
+                || name.is_empty()
+            {
+                return Err(self.invalid(
+                    domain.span(),
+                    &prefix,
+                    format_args!(
+                        "can never match a domain the server sends: write it as {:?}",
+                        usable.trim().trim_end_matches('.')
+                    ),
+                ));
+            }
             let table = domain.get_ref();
             let secrets = self.secrets(
                 Source {
@@ -813,7 +848,21 @@ impl Parser<'_> {
             }
             (None, Some(file)) => {
                 let path = self.relative_to_config(file.get_ref());
-                let found = (self.read)(&path)?;
+                let found = (self.read)(&path).map_err(|e| match e {
+                    // The name is not repeated: a secret written into the
+                    // wrong key would be shown.
+                    ConfigError::Read { source, .. }
+                        if source.kind() == std::io::ErrorKind::NotFound =>
+                    {
+                        self.invalid(
+                            file.span(),
+                            &format!("{key}_file"),
+                            "names a file that does not exist (the name is not repeated here, \
+                             in case a secret was written into the wrong key)",
+                        )
+                    }
+                    other => other,
+                })?;
                 self.key_files.push(path.clone());
                 if let Some(warning) = permission_warning(&path, found.mode) {
                     self.warnings.push(warning);
@@ -1105,7 +1154,11 @@ mod tests {
         )
         .unwrap_err()
         .to_string();
-        assert!(message.starts_with("cannot read /etc/x/nope:"), "{message}");
+        assert_eq!(
+            message,
+            "/etc/x/config.toml:1: token_secret_file names a file that does not exist \
+             (the name is not repeated here, in case a secret was written into the wrong key)"
+        );
     }
 
     #[test]
@@ -1265,6 +1318,55 @@ mod tests {
             let message = error(&format!("{base}{line}\n"));
             assert!(message.contains(expected), "{message}");
         }
+    }
+
+    #[test]
+    fn a_secret_in_the_wrong_place_is_never_repeated_either() {
+        let base = format!("token_secret = \"{SECRET}\"\notp_seed = \"{SEED}\"\n");
+        for wrong in [
+            "[domains]\n\"example.org\" = \"S3CR3T-VALUE-0123456789\"\n",
+            "domains = \"S3CR3T-VALUE-0123456789\"\n",
+            "[domains]\n\"example.org\" = { token_secret = 1234567890123456 }\n",
+            "otp_digits = \"S3CR3T-VALUE-0123456789\"\n",
+            "token_secret_file = \"S3CR3T-VALUE-0123456789\"\n",
+        ] {
+            let text = format!("{base}{wrong}").replacen(
+                &format!("token_secret = \"{SECRET}\"\n"),
+                "",
+                usize::from(wrong.starts_with("token_secret_file")),
+            );
+            let message = error(&text);
+            assert!(
+                !message.contains("S3CR3T") && !message.contains("1234567890123456"),
+                "{message}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_domain_table_that_can_never_match_is_an_error() {
+        let base = format!("token_secret = \"{SECRET}\"\notp_seed = \"{SEED}\"\n");
+        for (name, fix) in [
+            ("BÜCHER.example", "\"bücher.example\""),
+            ("example.org.", "\"example.org\""),
+            (" example.org", "\"example.org\""),
+        ] {
+            let message = error(&format!(
+                "{base}[domains.\"{name}\"]\ntoken_secret = \"x\"\n"
+            ));
+            assert!(
+                message.contains("can never match a domain the server sends: write it as ")
+                    && message.ends_with(fix),
+                "{message}"
+            );
+        }
+        // ASCII upper case is matched case-insensitively, as before.
+        assert!(
+            parse(&format!(
+                "{base}[domains.\"Example.ORG\"]\ntoken_secret = \"x\"\n"
+            ))
+            .is_ok()
+        );
     }
 
     #[test]

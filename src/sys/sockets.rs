@@ -40,3 +40,19 @@ pub fn accept_unless(listener: &UnixListener, stop: &impl AsFd) -> io::Result<Op
         }
     }
 }
+
+/// A connection already waiting on `listener`, accepted without waiting:
+/// `None` when there is none.
+pub fn accept_waiting(listener: &UnixListener) -> io::Result<Option<UnixStream>> {
+    let mut fd = libc::pollfd {
+        fd: listener.as_raw_fd(),
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    // SAFETY: one valid pollfd; a zero timeout never sleeps.
+    match unsafe { libc::poll(&mut fd, 1, 0) } {
+        1.. => listener.accept().map(|(stream, _)| Some(stream)),
+        0 => Ok(None),
+        _ => Err(io::Error::last_os_error()),
+    }
+}
