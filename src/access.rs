@@ -78,6 +78,10 @@ pub fn denied(account: &Account, config: &Config) -> Vec<Denied> {
     denied
 }
 
+/// The uid of an [`Account`] that stands for a group's members only (no
+/// account has it): its fixes change the file's group, nobody's membership.
+pub const GROUP_ONLY: u32 = u32::MAX;
+
 const R: u32 = 4;
 const W: u32 = 2;
 const X: u32 = 1;
@@ -148,6 +152,11 @@ fn check_one(account: &Account, path: &Path, wanted: u32, verb: &str) -> Option<
         format!("chmod u+{bits} {display}")
     } else if account.groups.contains(&meta.gid()) {
         format!("chmod g+{bits} {display}")
+    } else if account.uid == GROUP_ONLY {
+        format!(
+            "chgrp {group_to} {display} && chmod g+{bits} {display}",
+            group_to = account.name.trim_start_matches("the group ")
+        )
     } else if meta.gid() == 0 {
         // Root's group: hand the file to the packages' group instead.
         format!(

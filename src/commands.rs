@@ -51,6 +51,8 @@ pub fn serve(path: &Path, protocol: Option<ProtocolChoice>) -> ExitCode {
         return ExitCode::from(error.exit_code());
     }
     let notes = prepare_descriptors(on_terminal);
+    // The file the start-up error named, to watch for its fix.
+    let mut unconfigured_by = None;
     let (service, logger, configured_protocol) = match load_helper(path) {
         Ok(helper) => {
             let config = helper.config();
@@ -74,12 +76,13 @@ pub fn serve(path: &Path, protocol: Option<ProtocolChoice>) -> ExitCode {
             println!("error: {error}");
             return ExitCode::SUCCESS;
         }
-        Err((error, _)) => {
+        Err((error, file)) => {
             let logger = early_logger();
             logger.log(Level::Error, &error.to_string());
             if startup::also_to_stderr(on_terminal, logger.target()) {
                 eprintln!("xmpp-token-auth: error: {error}");
             }
+            unconfigured_by = file;
             (Service::Unconfigured, logger, ProtocolChoice::Auto)
         }
     };
@@ -109,7 +112,7 @@ pub fn serve(path: &Path, protocol: Option<ProtocolChoice>) -> ExitCode {
         ),
     }
     let service = Mutex::new(service);
-    let mut healer = Healer::new(path, &logger);
+    let mut healer = Healer::new(path, unconfigured_by, &logger);
     serve::serve(&service, protocol.decoder(), &logger, &mut || healer.heal());
     ExitCode::SUCCESS
 }
@@ -148,15 +151,11 @@ struct Healer<'a> {
 }
 
 impl<'a> Healer<'a> {
-    fn new(path: &'a Path, logger: &'a Logger) -> Healer<'a> {
-        let watched = match load_helper(path) {
-            Err((_, Some(file))) => vec![path.to_owned(), file],
-            _ => vec![path.to_owned()],
-        };
+    fn new(path: &'a Path, watched: Option<PathBuf>, logger: &'a Logger) -> Healer<'a> {
         Healer {
             path,
             logger,
-            watch: Watch::new(watched),
+            watch: Watch::new(std::iter::once(path.to_owned()).chain(watched)),
             last_try: Instant::now(),
             last_error: None,
         }
@@ -169,14 +168,27 @@ impl<'a> Healer<'a> {
         self.last_try = Instant::now();
         match load_helper(self.path) {
             Ok(helper) => {
+                let config = helper.config();
                 self.logger.log(
                     Level::Info,
                     &format!(
                         "configuration {} usable again: serving for {}",
                         self.path.display(),
-                        helper.config().describe_domains()
+                        config.describe_domains()
                     ),
                 );
+                for warning in &config.warnings {
+                    self.logger.log(Level::Warning, warning);
+                }
+                if config.log != startup::LOG_BEFORE_CONFIGURATION {
+                    self.logger.log(
+                        Level::Notice,
+                        &format!(
+                            "log = \"{}\" takes effect at the next start; until then the log stays where it is",
+                            config.log
+                        ),
+                    );
+                }
                 Some(Service::Ready(helper))
             }
             Err((error, file)) => {
@@ -534,7 +546,7 @@ fn check_access(config: &Config, user: Option<&str>) -> Result<(), Error> {
         None => match users::group_id(PACKAGE_GROUP) {
             Ok(Some(gid)) => users::Account {
                 name: format!("the group {PACKAGE_GROUP}"),
-                uid: u32::MAX,
+                uid: access::GROUP_ONLY,
                 groups: vec![gid],
             },
             _ => {

@@ -134,6 +134,23 @@ impl Logger {
     }
 }
 
+impl Drop for Logger {
+    /// Counts of alarms left out are not lost when the helper exits.
+    fn drop(&mut self) {
+        let suppressed = self
+            .alarms
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .take_suppressed();
+        for (kind, count) in suppressed {
+            self.log(
+                Level::Error,
+                &format!("{count} more refusals ({kind}) were not logged since the last such line"),
+            );
+        }
+    }
+}
+
 #[derive(Debug, PartialEq, Eq)]
 enum Admit {
     Log { suppressed: u64 },
@@ -144,13 +161,28 @@ enum Admit {
 /// since.
 #[derive(Debug, Default)]
 struct AlarmLimiter {
-    kinds: Vec<(&'static str, Instant, u64)>,
+    kinds: Vec<(String, Instant, u64)>,
 }
 
+/// Alarms of this many kinds are remembered; the oldest goes first.
+const ALARM_KINDS: usize = 16;
+
 impl AlarmLimiter {
-    fn admit(&mut self, kind: &'static str, now: Instant) -> Admit {
+    /// The alarms left out since their last line, to be said at exit.
+    fn take_suppressed(&mut self) -> Vec<(String, u64)> {
+        self.kinds
+            .iter_mut()
+            .filter(|(_, _, n)| *n > 0)
+            .map(|(kind, _, n)| (kind.clone(), std::mem::take(n)))
+            .collect()
+    }
+
+    fn admit(&mut self, kind: String, now: Instant) -> Admit {
         match self.kinds.iter_mut().find(|(k, _, _)| *k == kind) {
             None => {
+                if self.kinds.len() == ALARM_KINDS {
+                    self.kinds.remove(0);
+                }
                 self.kinds.push((kind, now, 0));
                 Admit::Log { suppressed: 0 }
             }
@@ -175,17 +207,23 @@ mod tests {
     #[test]
     fn a_recurring_alarm_is_logged_once_a_minute_with_a_count() {
         let mut limiter = AlarmLimiter::default();
-        let (full, store) = ("replay memory full", "replay store failed");
+        let (full, store) = (
+            || "replay memory full".to_string(),
+            || "replay store failed".to_string(),
+        );
         let start = Instant::now();
         let at = |s| start + Duration::from_secs(s);
-        assert_eq!(limiter.admit(full, at(0)), Admit::Log { suppressed: 0 });
+        assert_eq!(limiter.admit(full(), at(0)), Admit::Log { suppressed: 0 });
         for s in 0..59 {
-            assert_eq!(limiter.admit(full, at(s)), Admit::Suppress);
+            assert_eq!(limiter.admit(full(), at(s)), Admit::Suppress);
         }
         // Another kind of alarm is not held back by the first.
-        assert_eq!(limiter.admit(store, at(30)), Admit::Log { suppressed: 0 });
-        assert_eq!(limiter.admit(full, at(60)), Admit::Log { suppressed: 59 });
-        assert_eq!(limiter.admit(full, at(61)), Admit::Suppress);
-        assert_eq!(limiter.admit(full, at(200)), Admit::Log { suppressed: 1 });
+        assert_eq!(limiter.admit(store(), at(30)), Admit::Log { suppressed: 0 });
+        assert_eq!(limiter.admit(full(), at(60)), Admit::Log { suppressed: 59 });
+        assert_eq!(limiter.admit(full(), at(61)), Admit::Suppress);
+        assert_eq!(limiter.admit(full(), at(200)), Admit::Log { suppressed: 1 });
+        assert_eq!(limiter.admit(full(), at(201)), Admit::Suppress);
+        // What was left out is said at exit.
+        assert_eq!(limiter.take_suppressed(), [(full(), 1)]);
     }
 }

@@ -129,6 +129,14 @@ pub fn serve(
         drop(current);
         match serving.read(&mut *input, buffer, timeout) {
             Err(e) if e.kind() == io::ErrorKind::TimedOut => {}
+            // A request came: a fix made since the last look is noticed
+            // before it is answered.
+            Ok(Some(n)) if timeout.is_some() => {
+                if let Some(healed) = heal() {
+                    *service.lock().unwrap_or_else(|p| p.into_inner()) = healed;
+                }
+                return Ok(Some(n));
+            }
             other => return other,
         }
     };

@@ -50,7 +50,7 @@ pub enum Reason {
     ReadOnly,
     /// No usable configuration: see [`Service::Unconfigured`].
     #[error(
-        "no usable configuration (see the error logged before); every request is refused until the files are fixed"
+        "no usable configuration: every request is refused until the files named in the error logged before are fixed"
     )]
     Unconfigured,
 }
@@ -61,13 +61,17 @@ impl Decision<'_> {
         self.reason.is_none()
     }
 
-    /// For refusals an operator must act on, not just note: what kind of
-    /// alarm it is (alarms of one kind are rate-limited together).
-    pub fn alarm(&self) -> Option<&'static str> {
+    /// For refusals an operator must act on, not just note: the alarm, as
+    /// what its lines are grouped by when they repeat (its kind, and for a
+    /// failing store the path and the cause, so a new cause is logged at
+    /// once).
+    pub fn alarm(&self) -> Option<String> {
         match &self.reason {
-            Some(Reason::Replay(ReplayError::Full(_))) => Some("replay memory full"),
-            Some(Reason::Replay(ReplayError::Store(_))) => Some("replay store failed"),
-            Some(Reason::Unconfigured) => Some("no usable configuration"),
+            Some(Reason::Replay(ReplayError::Full(_))) => Some("replay memory full".into()),
+            Some(Reason::Replay(ReplayError::Store(cause))) => {
+                Some(format!("replay store failed: {cause}"))
+            }
+            Some(Reason::Unconfigured) => Some("no usable configuration".into()),
             _ => None,
         }
     }
