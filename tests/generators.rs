@@ -682,3 +682,29 @@ fn no_generator_puts_a_key_on_any_command_line() {
         eprintln!("{}: {runs} runs, {} scans", g.language, seen.scans);
     }
 }
+
+#[test]
+fn the_shell_generator_refuses_a_shell_whose_printf_is_not_builtin() {
+    // The keys pass through printf: as a program of its own, its arguments
+    // would be readable by every local user.
+    if !runnable().iter().any(|g| g.language == "shell") {
+        return; // reported as skipped by `runnable`
+    }
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("contrib/generators/xmpp-token.sh");
+    let out = std::process::Command::new("bash")
+        .arg("-c")
+        .arg("enable -n printf; . \"$0\" \"$@\"")
+        .arg(&script)
+        .arg("alice@example.org")
+        .env("XMPP_TOKEN_SECRET", SECRET)
+        .env("XMPP_OTP_SEED", SEED)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(out.stdout.is_empty(), "no token");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("no builtin printf"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

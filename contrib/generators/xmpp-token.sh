@@ -19,6 +19,9 @@ fail() {
     exit 1
 }
 
+# The keys pass through printf: it must be the shell's builtin, never a
+# program whose arguments every local user can read in /proc.
+[ "$(command -v printf)" = printf ] || fail "this shell has no builtin printf; run the script with dash or bash"
 [ $# -eq 1 ] || { printf 'usage: XMPP_TOKEN_SECRET=... XMPP_OTP_SEED=... %s JID\n' "$0" >&2; exit 2; }
 jid=$1
 [ -n "${XMPP_TOKEN_SECRET:-}" ] || fail "set XMPP_TOKEN_SECRET"

@@ -11,8 +11,10 @@
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 
-/// Default cap: about 6 MB at most, and room for over a thousand logins a
-/// second with the default 90-second token lifetime.
+/// Default cap: about 3.4 MB at most. A token is remembered until its step
+/// leaves the window plus one whole lifetime (up to 180 s with the default
+/// 30 s steps and ±1 window), so this is room for about 550 logins a second,
+/// sustained, before new tokens are refused (fail closed).
 pub const DEFAULT_CAPACITY: usize = 100_000;
 
 /// A token's identity in the replay memory: a digest of its [`TokenId`].
