@@ -1,4 +1,4 @@
-//! The text of one request: `command:USER:SERVER[:PASSWORD]` (SPEC §3).
+//! The text of one request: `command:USER:SERVER[:PASSWORD]` (docs/protocol.md §3).
 
 /// A request as the server sent it. Borrowed from the frame.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -1,5 +1,5 @@
 //! Deciding whether a password is a valid token for a JID at a given time
-//! (SPEC §4 rules 1–3; replay is [`crate::core::replay`]'s job).
+//! (docs/protocol.md §4 rules 1–3; replay is [`crate::core::replay`]'s job).
 
 use crate::core::token::{self, Token};
 use crate::core::totp::{self, Seed};
