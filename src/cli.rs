@@ -114,6 +114,10 @@ pub enum Command {
         /// it cannot, with the command that fixes it
         #[arg(long, value_name = "NAME")]
         user: Option<String>,
+        /// Also connect to a Redis replay_store: PING, then write one probe key that
+        /// expires in seconds; exit 2 saying what is wrong
+        #[arg(long)]
+        connect: bool,
     },
     /// Print a fresh token_secret and otp_seed as TOML lines for the configuration
     GenSecret,

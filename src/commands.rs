@@ -11,13 +11,18 @@ use std::process::ExitCode;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 use xmpp_token_auth::config_file::{self, Watch};
+use xmpp_token_auth::core::config::ConfigError;
 use xmpp_token_auth::core::config::PACKAGE_GROUP;
-use xmpp_token_auth::core::config::{Config, ListenSettings, LogTarget, ProtocolChoice};
+use xmpp_token_auth::core::config::{
+    Config, EngineFallback, ListenSettings, LogTarget, ProtocolChoice,
+};
 use xmpp_token_auth::core::helper::{self, Helper, Reason, Service};
-use xmpp_token_auth::core::replay::{ReplayError, TokenId};
+use xmpp_token_auth::core::replay::{ReplayError, ReplayMemory, TokenId};
 use xmpp_token_auth::core::{totp, verify};
 use xmpp_token_auth::listen;
 use xmpp_token_auth::log::{Level, Logger};
+#[cfg(feature = "redis")]
+use xmpp_token_auth::replay_redis::RedisStore;
 use xmpp_token_auth::replay_store::{SharedStore, StoreSnapshot};
 use xmpp_token_auth::serve::{self, unix_now};
 use xmpp_token_auth::sys::{activation, fds, signals, terminal, users};
@@ -128,6 +133,10 @@ fn load_helper(path: &Path) -> Result<Helper, (Error, Option<PathBuf>)> {
 }
 
 fn build_helper(config: Config) -> Result<Helper, (Error, Option<PathBuf>)> {
+    if config.shared_engine().is_some() {
+        let engine = open_replay_engine(&config)?;
+        return Ok(Helper::with_replay_memory(config, engine));
+    }
     let store = open_replay_store(&config).map_err(|e| {
         let file = config.replay_store.as_ref().map(|s| s.path.clone());
         (e, file)
@@ -135,6 +144,67 @@ fn build_helper(config: Config) -> Result<Helper, (Error, Option<PathBuf>)> {
     Ok(match store {
         Some(store) => Helper::with_replay_memory(config, Box::new(store)),
         None => Helper::new(config),
+    })
+}
+
+/// The engine every node shares (`replay_store = "redis://…"`), not
+/// connected yet: an engine that is down makes the helper refuse tokens (or
+/// fall back), never stop. Degraded protection is logged where the
+/// configuration logs.
+#[cfg(feature = "redis")]
+fn open_replay_engine(
+    config: &Config,
+) -> Result<Box<dyn ReplayMemory + Send>, (Error, Option<PathBuf>)> {
+    let store = connect_replay_engine(config)?;
+    let logger = Logger::open(
+        startup::log_target(config.log, std::io::stdin().is_terminal()),
+        config.log_file.as_deref(),
+        false,
+    );
+    let notices = move |message: &str| {
+        let level = match message.starts_with("cluster replay protection degraded") {
+            true => Level::Error,
+            false => Level::Warning,
+        };
+        logger.log(level, message);
+    };
+    Ok(Box::new(store.with_notices(Box::new(notices))))
+}
+
+#[cfg(not(feature = "redis"))]
+fn open_replay_engine(
+    config: &Config,
+) -> Result<Box<dyn ReplayMemory + Send>, (Error, Option<PathBuf>)> {
+    Err((no_engine_support(config), None))
+}
+
+/// The engine's client for `config`; errors name the key to fix and the
+/// file to watch.
+#[cfg(feature = "redis")]
+fn connect_replay_engine(config: &Config) -> Result<RedisStore, (Error, Option<PathBuf>)> {
+    let engine = config
+        .shared_engine()
+        .expect("called only with an engine configured");
+    RedisStore::open(engine, config.replay_cache_size).map_err(|e| {
+        let error = Error::Config(ConfigError::Invalid {
+            path: config.path.clone(),
+            line: engine.line,
+            key: e.key.unwrap_or("replay_store").to_string(),
+            problem: format!("cannot be used: {}", e.message),
+        });
+        (error, e.file)
+    })
+}
+
+#[cfg(not(feature = "redis"))]
+fn no_engine_support(config: &Config) -> Error {
+    Error::Config(ConfigError::Invalid {
+        path: config.path.clone(),
+        line: config.replay_engine.as_ref().map_or(0, |e| e.line),
+        key: "replay_store".into(),
+        problem: "names a Redis engine, but this build has no Redis support \
+                  (cargo feature \"redis\"): use a file, or a build with it"
+            .into(),
     })
 }
 
@@ -466,6 +536,21 @@ pub fn verify(config: &Config, jid: &str, token: &str, at: Option<u64>) -> Resul
         };
         Error::Invalid { reason, detail }
     })?;
+    if config.shared_engine().is_some() {
+        let id = TokenId {
+            user,
+            server,
+            otp: verified.otp,
+            nonce: verified.nonce,
+        };
+        if engine_was_used(config, &id)? {
+            let engine = config.replay_engine.as_ref().map(|e| e.address.to_string());
+            return Err(Error::Invalid {
+                reason: Reason::Replay(ReplayError::Replayed),
+                detail: engine.map_or(String::new(), |e| format!(" (replay store {e})")),
+            });
+        }
+    }
     if let Some(snapshot) = read_replay_store(config)? {
         let id = TokenId {
             user,
@@ -485,10 +570,53 @@ pub fn verify(config: &Config, jid: &str, token: &str, at: Option<u64>) -> Resul
     Ok(())
 }
 
+/// Whether the engine remembers `id`: `EXISTS`, read only.
+#[cfg(feature = "redis")]
+fn engine_was_used(config: &Config, id: &TokenId) -> Result<bool, Error> {
+    let mut store = connect_replay_engine(config).map_err(|(e, _)| e)?;
+    store
+        .was_used(id)
+        .map_err(|e| engine_failed(config, e.message))
+}
+
+#[cfg(not(feature = "redis"))]
+fn engine_was_used(config: &Config, _: &TokenId) -> Result<bool, Error> {
+    Err(no_engine_support(config))
+}
+
+/// The engine could not be asked: the configuration line and the cause.
+#[cfg(feature = "redis")]
+fn engine_failed(config: &Config, message: String) -> Error {
+    Error::Config(ConfigError::Invalid {
+        path: config.path.clone(),
+        line: config.replay_engine.as_ref().map_or(0, |e| e.line),
+        key: "replay_store".into(),
+        problem: format!("does not work: {message}"),
+    })
+}
+
+/// `check-config --connect`: what the engine said, or why it cannot be
+/// used, in words.
+#[cfg(feature = "redis")]
+fn probe_engine(config: &Config) -> Result<String, Error> {
+    let mut store = connect_replay_engine(config).map_err(|(e, _)| e)?;
+    store.probe().map_err(|e| engine_failed(config, e.message))
+}
+
+#[cfg(not(feature = "redis"))]
+fn probe_engine(config: &Config) -> Result<String, Error> {
+    Err(no_engine_support(config))
+}
+
 /// Summarises a valid configuration; the replay store is looked at, never
-/// touched.
-pub fn check_config(config: &Config, user: Option<&str>) -> Result<(), Error> {
+/// touched. With `connect`, a Redis engine is tried: `PING`, and one probe
+/// key that expires in seconds.
+pub fn check_config(config: &Config, user: Option<&str>, connect: bool) -> Result<(), Error> {
     let snapshot = read_replay_store(config)?;
+    let probed = match config.shared_engine() {
+        Some(_) if connect => Some(probe_engine(config)?),
+        _ => None,
+    };
     let tokens = config.tokens;
     println!("{}: OK", config.path.display());
     println!("  domains:  {}", config.describe_domains());
@@ -497,17 +625,35 @@ pub fn check_config(config: &Config, user: Option<&str>) -> Result<(), Error> {
         tokens.otp_digits, tokens.otp_interval, tokens.otp_window, tokens.nonce_digits
     );
     if config.replay_protection {
-        let memory = match (&config.replay_store, snapshot) {
-            (Some(store), Some(snapshot)) if snapshot.exists() => format!(
+        let memory = match (&config.replay_store, snapshot, &config.replay_engine) {
+            (_, _, Some(engine)) => {
+                let fallback = match engine.fallback {
+                    EngineFallback::None => "refusing tokens while it is unreachable",
+                    EngineFallback::Local => {
+                        "this process's memory while it is unreachable (replay_store_fallback = \"local\")"
+                    }
+                };
+                let mut text = format!(
+                    "the engine {} shared by every node (keys {}…, timeout {} ms, {fallback})",
+                    engine.address, engine.key_prefix, engine.timeout_ms
+                );
+                match &probed {
+                    Some(said) => text.push_str(&format!("\n  engine:   {said}")),
+                    None => text
+                        .push_str("\n  engine:   not contacted; `check-config --connect` tries it"),
+                }
+                text
+            }
+            (Some(store), Some(snapshot), None) if snapshot.exists() => format!(
                 "shared store {} ({} tokens remembered now)",
                 store.path.display(),
                 snapshot.live_records(unix_now())
             ),
-            (Some(store), _) => format!(
+            (Some(store), _, None) => format!(
                 "shared store {} (made by the first helper that starts)",
                 store.path.display()
             ),
-            (None, _) => "this process's memory".to_string(),
+            (None, _, None) => "this process's memory".to_string(),
         };
         println!(
             "  replay:   on, up to {} live tokens, in {memory}",

@@ -50,7 +50,9 @@ fn run(command: Command, config: config::Config) -> Result<(), Error> {
     match command {
         Command::Generate { jid, nonce, at } => commands::generate(&config, &jid, nonce, at),
         Command::Verify { jid, token, at } => commands::verify(&config, &jid, &token, at),
-        Command::CheckConfig { user } => commands::check_config(&config, user.as_deref()),
+        Command::CheckConfig { user, connect } => {
+            commands::check_config(&config, user.as_deref(), connect)
+        }
         Command::GenSecret => commands::gen_secret(),
         Command::Listen { .. } => unreachable!("main runs listen itself"),
     }

@@ -77,6 +77,183 @@ pub struct ReplayStore {
     pub line: usize,
 }
 
+/// A replay memory shared through a key-value engine (Redis, Valkey) by
+/// every helper of every node: `replay_store = "redis://…"`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ReplayEngine {
+    pub address: EngineAddress,
+    /// The line of `replay_store`.
+    pub line: usize,
+    pub username: Option<String>,
+    /// From `replay_store_password_file`; never in the configuration text.
+    pub password: Option<Zeroizing<String>>,
+    /// `replay_store_ca_file`: trust only this CA (PEM) instead of the
+    /// system's, for `rediss://`.
+    pub ca_file: Option<PathBuf>,
+    /// For connecting, and for each command.
+    pub timeout_ms: u64,
+    /// Prepended to every key the helpers write.
+    pub key_prefix: String,
+    pub fallback: EngineFallback,
+}
+
+/// Never shows the password.
+impl fmt::Debug for ReplayEngine {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ReplayEngine")
+            .field("address", &self.address)
+            .field("line", &self.line)
+            .field("username", &self.username)
+            .field("password", &self.password.as_ref().map(|_| "(hidden)"))
+            .field("ca_file", &self.ca_file)
+            .field("timeout_ms", &self.timeout_ms)
+            .field("key_prefix", &self.key_prefix)
+            .field("fallback", &self.fallback)
+            .finish()
+    }
+}
+
+/// Where the engine listens.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EngineAddress {
+    /// `redis://HOST:PORT/DB`, or `rediss://…` with `tls`.
+    Tcp {
+        host: String,
+        port: u16,
+        db: i64,
+        tls: bool,
+    },
+    /// `unix:///PATH`: database 0.
+    Unix(PathBuf),
+}
+
+impl fmt::Display for EngineAddress {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            EngineAddress::Tcp {
+                host,
+                port,
+                db,
+                tls,
+            } => {
+                let scheme = if *tls { "rediss" } else { "redis" };
+                if host.contains(':') {
+                    write!(f, "{scheme}://[{host}]:{port}/{db}")
+                } else {
+                    write!(f, "{scheme}://{host}:{port}/{db}")
+                }
+            }
+            EngineAddress::Unix(path) => write!(f, "unix://{}", path.display()),
+        }
+    }
+}
+
+/// What a helper does while the engine cannot be reached.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum EngineFallback {
+    /// Refuse every token (fail closed).
+    #[default]
+    None,
+    /// Check tokens against the process's own memory, and write them to the
+    /// engine once it is back.
+    Local,
+}
+
+/// The engine's port when a URL names none.
+pub const DEFAULT_ENGINE_PORT: u16 = 6379;
+/// Default `replay_store_timeout_ms`.
+pub const DEFAULT_ENGINE_TIMEOUT_MS: u64 = 200;
+/// Default `replay_key_prefix`.
+pub const DEFAULT_KEY_PREFIX: &str = "xta:";
+
+/// The engine a `replay_store` value names, `Ok(None)` for a file path, or
+/// what is wrong with the URL (never quoting it: it may carry a password).
+pub fn engine_address(value: &str) -> Result<Option<EngineAddress>, String> {
+    let Some((scheme, rest)) = value.split_once("://") else {
+        return Ok(None);
+    };
+    let is_scheme = !scheme.is_empty()
+        && scheme.starts_with(|c: char| c.is_ascii_alphabetic())
+        && scheme
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "+.-".contains(c));
+    if !is_scheme {
+        return Ok(None);
+    }
+    if rest.contains(['?', '#']) {
+        return Err("carries options (after ? or #), which are not supported: \
+                    write redis://HOST:PORT/DB, rediss://HOST:PORT/DB or unix:///PATH"
+            .into());
+    }
+    let tls = match scheme.to_ascii_lowercase().as_str() {
+        "redis" | "valkey" => false,
+        "rediss" | "valkeys" => true,
+        "unix" | "redis+unix" => {
+            let path = Path::new(rest);
+            if !path.is_absolute() {
+                return Err(
+                    "names no absolute socket path: write unix:///PATH/TO/redis.sock".into(),
+                );
+            }
+            return Ok(Some(EngineAddress::Unix(path.to_owned())));
+        }
+        _ => {
+            return Err(format!(
+                "has the scheme {scheme}://; use a file path, or redis://, rediss:// or unix://"
+            ));
+        }
+    };
+    let (authority, db) = match rest.split_once('/') {
+        Some((authority, db)) => (authority, db.trim_end_matches('/')),
+        None => (rest, ""),
+    };
+    if let Some((userinfo, _)) = authority.rsplit_once('@') {
+        return Err(if userinfo.contains(':') {
+            "carries a password: the configuration is not the place for it; \
+             put it alone in a file named by replay_store_password_file"
+                .into()
+        } else {
+            "carries a user name: set replay_store_username instead".into()
+        });
+    }
+    let (host, port) = if let Some(bracketed) = authority.strip_prefix('[') {
+        let Some((host, after)) = bracketed.split_once(']') else {
+            return Err("has an IPv6 address without its closing ]".into());
+        };
+        (host, after.strip_prefix(':'))
+    } else {
+        match authority.rsplit_once(':') {
+            Some((host, port)) => (host, Some(port)),
+            None => (authority, None),
+        }
+    };
+    if host.is_empty() || host.contains(['%', '/', ' ']) {
+        return Err("names no usable host: write redis://HOST:PORT/DB".into());
+    }
+    let port = match port {
+        None => DEFAULT_ENGINE_PORT,
+        Some(port) => port
+            .parse::<u16>()
+            .ok()
+            .filter(|p| *p != 0)
+            .ok_or("has a port that is not a number from 1 to 65535")?,
+    };
+    let db = match db {
+        "" => 0,
+        digits => digits
+            .parse::<i64>()
+            .ok()
+            .filter(|d| (0..=1_000_000).contains(d) && digits.bytes().all(|b| b.is_ascii_digit()))
+            .ok_or("has a database that is not a number (redis://HOST:PORT/DB)")?,
+    };
+    Ok(Some(EngineAddress::Tcp {
+        host: host.to_string(),
+        port,
+        db,
+        tls,
+    }))
+}
+
 /// Every key of the configuration file and what it holds: the man page's
 /// CONFIGURATION section is made from this list, and a test checks that it
 /// names exactly the keys the parser reads.
@@ -120,7 +297,34 @@ pub const KEYS: &[(&str, &str)] = &[
     ),
     (
         "replay_store",
-        "A file that every helper on the machine shares as its replay memory. Default: none.",
+        "A file that every helper on the machine shares as its replay memory, or a Redis or \
+         Valkey engine that every helper of every node shares: redis://HOST:PORT/DB, \
+         rediss://HOST:PORT/DB (TLS) or unix:///PATH (database 0). Default: none.",
+    ),
+    (
+        "replay_store_username",
+        "The engine's ACL user name (redis:// stores). Default: none (the default user).",
+    ),
+    (
+        "replay_store_password_file",
+        "A file whose first line is the engine's password; a URL that carries one is refused.",
+    ),
+    (
+        "replay_store_ca_file",
+        "rediss://: trust only the CA certificates (PEM) in this file. Default: the system's.",
+    ),
+    (
+        "replay_store_timeout_ms",
+        "Milliseconds to connect to the engine, and for each command, 10 to 10000. Default 200.",
+    ),
+    (
+        "replay_key_prefix",
+        "Prefix of the engine's keys (a digest follows; no token or user name). Default \"xta:\".",
+    ),
+    (
+        "replay_store_fallback",
+        "none: refuse tokens while the engine is unreachable (default); local: check them \
+         against this process's memory meanwhile (cluster replay protection degraded).",
     ),
     (
         "isuser",
@@ -198,6 +402,10 @@ pub struct Config {
     pub replay_cache_size: usize,
     /// The store shared by all helper processes, if one is configured.
     pub replay_store: Option<ReplayStore>,
+    /// The engine shared by every helper of every node, if one is
+    /// configured (`replay_store = "redis://…"`); `replay_store` is then
+    /// `None`.
+    pub replay_engine: Option<ReplayEngine>,
     pub isuser: IsUserPolicy,
     pub protocol: ProtocolChoice,
     pub log: LogTarget,
@@ -219,6 +427,13 @@ impl Config {
     /// The store shared by every helper, when replay protection uses one.
     pub fn shared_store(&self) -> Option<&ReplayStore> {
         self.replay_store
+            .as_ref()
+            .filter(|_| self.replay_protection)
+    }
+
+    /// The engine shared by every node, when replay protection uses one.
+    pub fn shared_engine(&self) -> Option<&ReplayEngine> {
+        self.replay_engine
             .as_ref()
             .filter(|_| self.replay_protection)
     }
@@ -397,6 +612,12 @@ struct Raw {
     replay_protection: Option<bool>,
     replay_cache_size: Option<Spanned<i64>>,
     replay_store: Option<Spanned<String>>,
+    replay_store_username: Option<Spanned<String>>,
+    replay_store_password_file: Option<Spanned<String>>,
+    replay_store_ca_file: Option<Spanned<String>>,
+    replay_store_timeout_ms: Option<Spanned<i64>>,
+    replay_key_prefix: Option<Spanned<String>>,
+    replay_store_fallback: Option<Spanned<String>>,
     isuser: Option<IsUserPolicy>,
     protocol: Option<ProtocolChoice>,
     log: Option<Spanned<String>>,
@@ -616,6 +837,7 @@ impl Parser<'_> {
                 line: line_column(self.text, store.span().start).0,
             }),
         };
+        let (replay_store, replay_engine) = self.replay_engine(&raw, replay_store)?;
         let listen = self.listen(&raw)?;
         let (log, log_file) = self.log(&raw)?;
 
@@ -712,6 +934,7 @@ impl Parser<'_> {
             replay_protection: raw.replay_protection.unwrap_or(true),
             replay_cache_size,
             replay_store,
+            replay_engine,
             isuser: raw.isuser.unwrap_or_default(),
             protocol: raw.protocol.unwrap_or_default(),
             log,
@@ -722,6 +945,152 @@ impl Parser<'_> {
             key_files: self.key_files,
             warnings: self.warnings,
         })
+    }
+
+    /// `replay_store` as a file or as an engine, with the engine's keys; the
+    /// engine's keys without an engine are an error (they would do
+    /// nothing).
+    fn replay_engine(
+        &mut self,
+        raw: &Raw,
+        store: Option<ReplayStore>,
+    ) -> Result<(Option<ReplayStore>, Option<ReplayEngine>), ConfigError> {
+        let address = match &raw.replay_store {
+            Some(value) => engine_address(value.get_ref().trim())
+                .map_err(|problem| self.invalid(value.span(), "replay_store", problem))?,
+            None => None,
+        };
+        let engine_keys = [
+            (
+                "replay_store_username",
+                raw.replay_store_username.as_ref().map(|v| v.span()),
+            ),
+            (
+                "replay_store_password_file",
+                raw.replay_store_password_file.as_ref().map(|v| v.span()),
+            ),
+            (
+                "replay_store_ca_file",
+                raw.replay_store_ca_file.as_ref().map(|v| v.span()),
+            ),
+            (
+                "replay_store_timeout_ms",
+                raw.replay_store_timeout_ms.as_ref().map(|v| v.span()),
+            ),
+            (
+                "replay_key_prefix",
+                raw.replay_key_prefix.as_ref().map(|v| v.span()),
+            ),
+            (
+                "replay_store_fallback",
+                raw.replay_store_fallback.as_ref().map(|v| v.span()),
+            ),
+        ];
+        let Some(address) = address else {
+            if let Some((key, Some(span))) = engine_keys.into_iter().find(|(_, s)| s.is_some()) {
+                return Err(self.invalid(
+                    span,
+                    key,
+                    "is only used when replay_store is a redis://, rediss:// or unix:// URL; remove it",
+                ));
+            }
+            return Ok((store, None));
+        };
+        let line = store.map_or(0, |s| s.line);
+        let username = match &raw.replay_store_username {
+            Some(name)
+                if name.get_ref().is_empty() || name.get_ref().contains(char::is_whitespace) =>
+            {
+                return Err(self.invalid(
+                    name.span(),
+                    "replay_store_username",
+                    "must be a user name without spaces",
+                ));
+            }
+            Some(name) => Some(name.get_ref().clone()),
+            None => None,
+        };
+        let password = self
+            .values(
+                Source {
+                    inline: &None,
+                    file: &raw.replay_store_password_file,
+                },
+                "replay_store_password",
+            )?
+            .map(|(mut values, _)| values.remove(0));
+        let ca_file = match (&raw.replay_store_ca_file, &address) {
+            (None, _) => None,
+            (Some(file), EngineAddress::Tcp { tls: true, .. })
+                if !file.get_ref().trim().is_empty() =>
+            {
+                Some(self.relative_to_config(file.get_ref()))
+            }
+            (Some(file), EngineAddress::Tcp { tls: true, .. }) => {
+                return Err(self.invalid(
+                    file.span(),
+                    "replay_store_ca_file",
+                    "is empty; give a file path",
+                ));
+            }
+            (Some(file), _) => {
+                return Err(self.invalid(
+                    file.span(),
+                    "replay_store_ca_file",
+                    "is only used with TLS (rediss://); remove it, or use rediss://",
+                ));
+            }
+        };
+        let timeout_ms = self.ranged(
+            &raw.replay_store_timeout_ms,
+            "replay_store_timeout_ms",
+            10..=10_000,
+            DEFAULT_ENGINE_TIMEOUT_MS,
+            " milliseconds",
+        )?;
+        let key_prefix = match &raw.replay_key_prefix {
+            None => DEFAULT_KEY_PREFIX.to_string(),
+            Some(prefix)
+                if prefix.get_ref().len() > 64
+                    || !prefix.get_ref().bytes().all(|b| b.is_ascii_graphic()) =>
+            {
+                return Err(self.invalid(
+                    prefix.span(),
+                    "replay_key_prefix",
+                    "must be at most 64 printable ASCII characters without spaces",
+                ));
+            }
+            Some(prefix) => prefix.get_ref().clone(),
+        };
+        let fallback = match raw
+            .replay_store_fallback
+            .as_ref()
+            .map(|f| (f, f.get_ref().as_str()))
+        {
+            None | Some((_, "none")) => EngineFallback::None,
+            Some((_, "local")) => EngineFallback::Local,
+            Some((value, _)) => {
+                return Err(self.invalid(
+                    value.span(),
+                    "replay_store_fallback",
+                    "is not one of \"none\" (refuse tokens while the engine is unreachable) \
+                     or \"local\" (check them against this process's memory meanwhile)",
+                ));
+            }
+        };
+        Ok((
+            None,
+            Some(ReplayEngine {
+                address,
+                line,
+                username,
+                password,
+                ca_file,
+                timeout_ms,
+                key_prefix,
+                fallback,
+            }),
+        ))
     }
 
     fn log(&self, raw: &Raw) -> Result<(LogTarget, Option<PathBuf>), ConfigError> {
