@@ -3,7 +3,10 @@
 # packages, then install, upgrade, remove and purge the .deb on this machine,
 # checking what an operator would check at each step, and install the .rpm
 # with rpm itself; both must refuse an unsafe existing group and never write
-# a secret they could not generate. Leaves nothing behind.
+# a secret they could not generate. The systemd units are checked where the
+# packages put them and in the enablement links their scripts make (no
+# systemd runs here: the daemon is started as the unit would start it, with
+# systemd-socket-activate). Leaves nothing behind.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . tests/shell/lib.sh
@@ -18,16 +21,31 @@ reader=xta-pkg-test    # a stand-in for the XMPP server's user
 outsider=xta-pkg-other
 login=xta-pkg-login    # a login user whose primary group is xmpp-token-auth
 state=/var/lib/xmpp-token-auth
+service_user=xmpp-token-auth   # the socket daemon's user, made by the packages
+units=/usr/lib/systemd/system
+wants=/etc/systemd/system/sockets.target.wants/xmpp-token-auth.socket
+daemon=                        # the pid of a daemon started here, while it runs
+
+# systemd's state about the units outside the packages' files: enablement
+# links and masks in /etc/systemd/system, deb-systemd-helper's records.
+systemd_leftovers() {
+    { find /etc/systemd/system /var/lib/systemd/deb-systemd-helper-enabled \
+        /var/lib/systemd/deb-systemd-helper-masked -name '*xmpp-token-auth*' 2>/dev/null || true; } | sort
+}
 
 uninstall() {
+    [ -z "$daemon" ] || kill "$daemon" 2>/dev/null || true
+    daemon=
     dpkg --purge xmpp-token-auth >/dev/null 2>&1 || true
     rpm -e xmpp-token-auth >/dev/null 2>&1 || true
     rm -rf /etc/xmpp-token-auth $state
     dpkg-statoverride --remove $state >/dev/null 2>&1 || true
-    for user in "$reader" "$outsider" "$login"; do
+    systemd_leftovers | xargs -r rm -rf
+    for user in "$reader" "$outsider" "$login" "$service_user"; do
         userdel "$user" 2>/dev/null || true
     done
-    # The packages keep the group on purpose; the tests make it afresh.
+    # The packages keep the group and the user on purpose; the tests make
+    # them afresh.
     groupdel xmpp-token-auth 2>/dev/null || true
 }
 trap 'uninstall; rm -rf "$work"' EXIT
@@ -60,6 +78,46 @@ make_login_group() {
     groupadd -r xmpp-token-auth
     useradd -M -N -g xmpp-token-auth -s /bin/bash "$login"
 }
+# A user xmpp-token-auth that exists before installation, in the system group
+# xmpp-token-auth: a user that is not a system user (uid from UID_MIN), or a
+# system user whose primary group is another one.
+make_user_user() {
+    groupadd -r xmpp-token-auth
+    useradd -M -N -g xmpp-token-auth -s /usr/sbin/nologin "$service_user"
+}
+make_foreign_user() {
+    groupadd -r xmpp-token-auth
+    useradd -r -M -N -g nogroup -s /usr/sbin/nologin "$service_user"
+}
+
+# passwd_of USER: "system|primary group|home|shell", system being "system" when
+# the uid is within FIRST_SYSTEM_UID-LAST_SYSTEM_UID (adduser's defaults here).
+passwd_of() {
+    getent passwd "$1" | awk -F: '{ printf "%s|%s|%s|%s", ($3 >= 100 && $3 <= 999 ? "system" : "uid " $3), $4, $6, $7 }' |
+        sed "s/|$(getent group xmpp-token-auth | cut -d: -f3)|/|xmpp-token-auth|/"
+}
+
+# ask LINE...: the replies of the daemon on the socket $work/auth.sock to
+# the lines given, sent together on one connection, joined with spaces.
+ask() {
+    python3 - "$work/auth.sock" "$@" <<'PYTHON'
+import socket, sys
+s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+s.settimeout(10)
+s.connect(sys.argv[1])
+s.sendall("".join(line + "\n" for line in sys.argv[2:]).encode())
+replies = b""
+while replies.count(b"\n") < len(sys.argv) - 2:
+    chunk = s.recv(4096)
+    if not chunk:
+        break
+    replies += chunk
+print(" ".join(replies.decode().split()))
+PYTHON
+}
+
+# unit_value KEY: the value of KEY= in the installed service unit.
+unit_value() { sed -n "s/^$1=//p" $units/xmpp-token-auth.service; }
 
 echo "== lint"
 check "lintian finds no error and no unexplained warning" "0" \
@@ -88,6 +146,26 @@ check "once the user cannot log in (as the message suggests), configure succeeds
     "$(dpkg --configure xmpp-token-auth >/dev/null 2>&1; echo $?)|$(present $conf/token_secret)"
 uninstall
 
+echo "== an existing user xmpp-token-auth that is not the daemon's is refused"
+make_user_user
+status=$(dpkg -i "$deb" >"$work/refused" 2>&1; echo $?)
+cat "$work/refused"
+check "a user that is not a system user (uid $(id -u "$service_user")): configure fails, says why and what to do, writes no secret, enables nothing" \
+    "1|yes|yes|absent|" \
+    "$status|$(says "$work/refused" "existing user $service_user \\(uid [0-9]+\\) is not a system user: its uid is outside [0-9]+-[0-9]+")|$(says "$work/refused" 'then run: dpkg --configure xmpp-token-auth')|$(present $conf/token_secret)|$(systemd_leftovers)"
+uninstall
+make_foreign_user
+status=$(dpkg -i "$deb" >"$work/refused" 2>&1; echo $?)
+cat "$work/refused"
+check "a system user whose primary group is another: configure fails, names the groups, writes no secret" \
+    "1|yes|absent" \
+    "$status|$(says "$work/refused" "has the primary group nogroup \\(gid [0-9]+\\), not xmpp-token-auth")|$(present $conf/token_secret)"
+usermod -g xmpp-token-auth "$service_user"
+check "once its primary group is xmpp-token-auth (as the message suggests), configure succeeds and enables the socket" \
+    "0|present|$units/xmpp-token-auth.socket" \
+    "$(dpkg --configure xmpp-token-auth >/dev/null 2>&1; echo $?)|$(present $conf/token_secret)|$(readlink -f $wants)"
+uninstall
+
 echo "== install"
 dpkg -i "$deb" >"$work/install" 2>&1 || { cat "$work/install"; exit 1; }
 check "install tells the operator to add the server's user to the group" "yes" \
@@ -101,6 +179,37 @@ for key in token_secret otp_seed; do
         "$(owner $conf/$key)|$(tr -d '\n' < $conf/$key | grep -cE '^[A-Z2-7]{32}$' | sed 's/^1$/32/')"
 done
 check "state folder" "root:xmpp-token-auth 2770" "$(owner /var/lib/xmpp-token-auth)"
+check "the daemon's user: a system user in the group, no home, no login, no password, no other group" \
+    "system|xmpp-token-auth|/nonexistent|/usr/sbin/nologin|absent|L|xmpp-token-auth" \
+    "$(passwd_of "$service_user")|$(present /nonexistent)|$(passwd -S "$service_user" | cut -d' ' -f2)|$(id -nG "$service_user")"
+
+echo "== systemd units"
+for unit in xmpp-token-auth.socket xmpp-token-auth.service; do
+    check "$units/$unit: root:root 0644, as in packaging/systemd/" "root:root 644|same" \
+        "$(owner $units/$unit)|$(cmp -s $units/$unit packaging/systemd/$unit && echo same)"
+done
+check "the socket is enabled (sockets.target wants it), the service is not (the socket starts it)" \
+    "$units/xmpp-token-auth.socket|$wants" \
+    "$(readlink -f $wants)|$(find /etc/systemd/system -name 'xmpp-token-auth.*' | tr '\n' ' ' | sed 's/ $//')"
+check "deb-systemd-helper recorded the link, to remove it on purge" "$wants" \
+    "$(cat /var/lib/systemd/deb-systemd-helper-enabled/xmpp-token-auth.socket.dsh-also)"
+check "the maintainer scripts carry those snippets: enable, start/restart, stop on removal, mask and purge" \
+    "yes|yes|yes|yes|" \
+    "$(grep -q 'deb-systemd-helper enable xmpp-token-auth.socket' /var/lib/dpkg/info/xmpp-token-auth.postinst && echo yes)|$(grep -q 'deb-systemd-invoke $_dh_action xmpp-token-auth.service xmpp-token-auth.socket' /var/lib/dpkg/info/xmpp-token-auth.postinst && echo yes)|$(grep -q 'deb-systemd-invoke stop xmpp-token-auth.service xmpp-token-auth.socket' /var/lib/dpkg/info/xmpp-token-auth.prerm && echo yes)|$(grep -q 'deb-systemd-helper purge xmpp-token-auth.service xmpp-token-auth.socket' /var/lib/dpkg/info/xmpp-token-auth.postrm && echo yes)|$(grep -l 'DEBHELPER' /var/lib/dpkg/info/xmpp-token-auth.*inst /var/lib/dpkg/info/xmpp-token-auth.*rm || true)"
+# The installed units with the installed helper and man page. verify exits 0
+# on some problems (an unknown key is a warning): anything it says fails.
+check "systemd-analyze verify accepts the installed units" "0|" \
+    "$(systemd-analyze verify $units/xmpp-token-auth.socket $units/xmpp-token-auth.service >"$work/verify" 2>&1; echo $?)|$(cat "$work/verify")"
+check "the socket: $(sed -n 's/^ListenStream=//p' $units/xmpp-token-auth.socket), root:xmpp-token-auth 0660" \
+    "/run/xmpp-token-auth/auth.sock|xmpp-token-auth|0660" \
+    "$(sed -n 's/^ListenStream=//p' $units/xmpp-token-auth.socket)|$(sed -n 's/^SocketGroup=//p' $units/xmpp-token-auth.socket)|$(sed -n 's/^SocketMode=//p' $units/xmpp-token-auth.socket)"
+check "the service: runs as the package's user and group, writes only the state folder, reloads with SIGHUP" \
+    "$service_user|xmpp-token-auth|$state|/bin/kill -HUP \$MAINPID" \
+    "$(unit_value User)|$(unit_value Group)|$(unit_value ReadWritePaths)|$(unit_value ExecReload)"
+for file in /usr/share/doc/xmpp-token-auth/examples/redis-network.conf \
+            /usr/share/xmpp-token-auth/prosody/mod_auth_xmpp_token.lua; do
+    [ -e "$file" ] || check "$file installed" "present" "missing"
+done
 check "man page" "yes" "$(zcat /usr/share/man/man1/xmpp-token-auth.1.gz | grep -q '^.SH COMMANDS' && echo yes)"
 for file in /usr/share/bash-completion/completions/xmpp-token-auth \
             /usr/share/zsh/vendor-completions/_xmpp-token-auth \
@@ -129,7 +238,9 @@ check "the packaged configuration explains nonce_digits and its default" "yes" \
     "$(grep -q '^#nonce_digits = 32 ' $conf/config.toml && grep -q '^# .*nonce.*exactly' $conf/config.toml && echo yes)"
 # Uncommenting every default shown must give a valid configuration that
 # behaves like the file as shipped.
-(umask 077; sed 's/^#\([a-z_]* *= \)/\1/; /^#\[domains/,$d' $conf/config.toml > $conf/defaults.toml)
+# Owned and readable as the configuration is, or check-config says otherwise.
+(umask 027; sed 's/^#\([a-z_]* *= \)/\1/; /^#\[domains/,$d' $conf/config.toml > $conf/defaults.toml)
+chgrp xmpp-token-auth $conf/defaults.toml
 check "the commented defaults are valid and are the defaults" "$($bin check-config 2>&1 | tail -n +2)" \
     "$($bin -c $conf/defaults.toml check-config 2>&1 | tail -n +2)"
 rm -f $conf/defaults.toml
@@ -161,6 +272,42 @@ check "helpers run as root and as a group member share the replay store" "00 02 
 check "another user cannot read the secrets" "2" \
     "$(runuser -u "$outsider" -- $bin check-config >/dev/null 2>&1; echo $?)"
 
+echo "== the daemon as the service unit starts it"
+# The unit's ExecStart, as its User and Group with its UMask, on a socket
+# passed as systemd passes it (LISTEN_PID, LISTEN_FDS, descriptor 3):
+# systemd-socket-activate and setpriv both exec, so the daemon keeps the pid.
+# What the sandbox forbids can only be seen under systemd itself.
+# The store is made afresh by the daemon, under that UMask.
+rm -f $state/replay $state/replay.lock
+(umask "$(unit_value UMask)"
+ exec systemd-socket-activate --listen="$work/auth.sock" \
+     setpriv --reuid="$(unit_value User)" --regid="$(unit_value Group)" --init-groups -- \
+     $(unit_value ExecStart)) >"$work/daemon.log" 2>&1 &
+daemon=$!
+token=$($bin generate alice@example.org)
+check "it answers on the passed socket: a token, then the same token again" "1 0" \
+    "$(ask "auth:alice:example.org:$token" "auth:alice:example.org:$token")"
+check "it runs as the unit's user and group, no other group" "$service_user|xmpp-token-auth|xmpp-token-auth" \
+    "$(ps -o user:40=,group:40= -p "$daemon" | awk '{ print $1 "|" $2 }')|$(id -nG "$service_user")"
+check "the replay store and its lock it made are the group's, despite UMask=$(unit_value UMask)" \
+    "$service_user:xmpp-token-auth 660|$service_user:xmpp-token-auth 660" \
+    "$(owner $state/replay)|$(owner $state/replay.lock)"
+check "it shares the replay store with the helpers: the token is refused by a stdio helper of the XMPP server's user" \
+    "00 02 00 00" "$(frame "auth:alice:example.org:$token" | runuser -u "$reader" -- $bin | hex)"
+MAINPID=$daemon
+eval "$(unit_value ExecReload)"
+sleep 0.5
+token=$($bin generate alice@example.org)
+check "after the unit's ExecReload (SIGHUP) it still runs and answers" "running|1" \
+    "$(kill -0 "$daemon" 2>/dev/null && echo running)|$(ask "auth:alice:example.org:$token")"
+kill -TERM "$daemon"
+for _ in $(seq 50); do kill -0 "$daemon" 2>/dev/null || break; sleep 0.1; done
+status=0
+kill -0 "$daemon" 2>/dev/null && status=running || wait "$daemon" || status=$?
+check "SIGTERM (systemctl stop) ends it within 5 s with status 0" "0" "$status"
+daemon=
+grep -q . "$work/daemon.log" && { echo "-- what the daemon logged:"; cat "$work/daemon.log"; }
+
 echo "== upgrade over an edited configuration"
 secret_before=$(cat $conf/token_secret)
 printf '\n# edited by the operator\notp_window = 2\n' >> $conf/config.toml
@@ -170,6 +317,13 @@ check "the secret survived" "$secret_before" "$(cat $conf/token_secret)"
 check "ownership survived" "root:xmpp-token-auth 640" "$(owner $conf/config.toml)"
 check "the upgrade printed no first-install notice" "no" \
     "$(grep -q 'adduser ejabberd' "$work/upgrade" && echo yes || echo no)"
+check "the upgrade keeps the daemon's user and the socket enabled" "$(getent passwd "$service_user")|$units/xmpp-token-auth.socket" \
+    "$(getent passwd "$service_user")|$(readlink -f $wants)"
+systemctl disable xmpp-token-auth.socket >/dev/null 2>&1
+dpkg -i "$deb" >/dev/null 2>&1 || { echo "reinstall failed"; exit 1; }
+check "a socket the administrator disabled (systemctl disable) stays disabled after an upgrade" "absent" "$(present $wants)"
+systemctl enable xmpp-token-auth.socket >/dev/null 2>&1
+check "and systemctl enables it again" "$units/xmpp-token-auth.socket" "$(readlink -f $wants)"
 check "the edited configuration is in force" "  tokens:   8 OTP digits, 30 s steps, ±2 steps, nonces of 32 digits" \
     "$($bin check-config | grep '^  tokens:')"
 check "postinst refuses to write a secret it could not generate" "1|said|absent" \
@@ -188,11 +342,14 @@ check "without the override, the folder is the package's again" "root:xmpp-token
 
 echo "== remove keeps configuration and secrets, purge removes them"
 dpkg -r xmpp-token-auth >/dev/null
-check "after remove" "gone|kept|kept" \
-    "$([ -e $bin ] && echo present || echo gone)|$([ -e $conf/config.toml ] && echo kept)|$([ -e $conf/token_secret ] && echo kept)"
+check "after remove" "gone|kept|kept|gone|gone" \
+    "$([ -e $bin ] && echo present || echo gone)|$([ -e $conf/config.toml ] && echo kept)|$([ -e $conf/token_secret ] && echo kept)|$([ -e $units/xmpp-token-auth.socket ] && echo present || echo gone)|$([ -e $units/xmpp-token-auth.service ] && echo present || echo gone)"
 dpkg --purge xmpp-token-auth >/dev/null
 check "after purge" "gone|gone" \
     "$([ -e $conf ] && echo present || echo gone)|$([ -e /var/lib/xmpp-token-auth ] && echo present || echo gone)"
+check "purge leaves no enablement link, mask or deb-systemd-helper record" "" "$(systemd_leftovers)"
+check "the daemon's user and the group stay, as Debian keeps system users" "present|present" \
+    "$(getent passwd "$service_user" >/dev/null && echo present)|$(getent group xmpp-token-auth >/dev/null && echo present)"
 
 echo "== rpm"
 rpm -qp --qf '[%{FILEMODES:perms} %{FILEUSERNAME}:%{FILEGROUPNAME} %{FILEFLAGS:fflags} %{FILENAMES}\n]' "$rpm" > "$work/rpmfiles"
@@ -203,26 +360,42 @@ check "rpm: binary" "-rwxr-xr-x root:root  /usr/bin/xmpp-token-auth" "$(grep ' /
 check "rpm: man page is documentation" "-rw-r--r-- root:root d /usr/share/man/man1/xmpp-token-auth.1.gz" \
     "$(grep 'man1' "$work/rpmfiles")"
 check "rpm: every file listed in --dump too" "$(wc -l < "$work/rpmfiles")" "$(rpm -qp --dump "$rpm" | wc -l)"
+check "rpm: the units, root:root 0644" \
+    "-rw-r--r-- root:root  $units/xmpp-token-auth.service|-rw-r--r-- root:root  $units/xmpp-token-auth.socket" \
+    "$(grep " $units/" "$work/rpmfiles" | tr '\n' '|' | sed 's/|$//')"
+check "rpm: the Prosody module and the drop-in example" \
+    "-rw-r--r-- root:root  /usr/share/xmpp-token-auth/prosody/mod_auth_xmpp_token.lua|-rw-r--r-- root:root d /usr/share/doc/xmpp-token-auth/examples/redis-network.conf" \
+    "$(grep ' /usr/share/xmpp-token-auth/prosody/' "$work/rpmfiles")|$(grep 'redis-network.conf$' "$work/rpmfiles")"
 rpm -qp --scripts "$rpm" > "$work/scripts"
-check "rpm: %pre creates the group, %post generates secrets" "yes|yes" \
-    "$(grep -q 'groupadd -r xmpp-token-auth' "$work/scripts" && echo yes)|$(grep -q 'xmpp-token-auth gen-secret' "$work/scripts" && echo yes)"
+check "rpm: %pre creates the group and the user, %post generates secrets" "yes|yes|yes" \
+    "$(grep -q 'groupadd -r xmpp-token-auth' "$work/scripts" && echo yes)|$(grep -q 'useradd -r -M -g "$group"' "$work/scripts" && echo yes)|$(grep -q 'xmpp-token-auth gen-secret' "$work/scripts" && echo yes)"
+# As %systemd_post, %systemd_preun and %systemd_postun_with_restart expand.
+check "rpm: %post presets the units on first installation, %preun disables and stops them on erase, %postun restarts the daemon after an upgrade" \
+    "yes|yes|yes" \
+    "$(sed -n '/^postinstall scriptlet/,/^[a-z]* scriptlet/p' "$work/scripts" | grep -q 'systemctl --no-reload preset xmpp-token-auth.socket xmpp-token-auth.service' && echo yes)|$(sed -n '/^preuninstall scriptlet/,/^[a-z]* scriptlet/p' "$work/scripts" | grep -q 'systemctl --no-reload disable --now xmpp-token-auth.socket xmpp-token-auth.service' && echo yes)|$(sed -n '/^postuninstall scriptlet/,$p' "$work/scripts" | grep -q 'systemctl try-restart xmpp-token-auth.service' && echo yes)"
 
 echo "== rpm, installed on this machine with rpm itself"
 # Only the scriptlets and file attributes are under test: rpm is told to
 # ignore that this is Debian and that the dependencies live in dpkg's database.
 # As on a fresh machine, %pre makes the group.
 uninstall
-for bad in make_user_group make_login_group; do
+for bad in make_user_group make_login_group make_user_user make_foreign_user; do
     $bad
     status=$(rpm -i --nodeps --force-debian "$rpm" >"$work/refused" 2>&1; echo $?)
     cat "$work/refused"
-    check "rpm ($bad): %pre refuses the group, says why, nothing is installed" "fail|yes|absent|absent" \
-        "$([ "$status" -eq 0 ] && echo ok || echo fail)|$(says "$work/refused" "is not a system group|primary group of the login user\\(s\\) $login")|$(rpm -q xmpp-token-auth >/dev/null 2>&1 && echo present || echo absent)|$(present $conf/token_secret)"
+    check "rpm ($bad): %pre refuses the group or user, says why, nothing is installed" "fail|yes|absent|absent" \
+        "$([ "$status" -eq 0 ] && echo ok || echo fail)|$(says "$work/refused" "is not a system group|primary group of the login user\\(s\\) $login|existing user $service_user \\(uid [0-9]+\\) is not a system user|has the primary group nogroup")|$(rpm -q xmpp-token-auth >/dev/null 2>&1 && echo present || echo absent)|$(present $conf/token_secret)"
     uninstall
 done
 rpm -i --nodeps --force-debian "$rpm" >"$work/rpm-install" 2>&1 || { cat "$work/rpm-install"; exit 1; }
 check "rpm: %pre made a system group" "yes" \
     "$(gid=$(getent group xmpp-token-auth | cut -d: -f3); [ "$gid" -gt 100 ] && [ "$gid" -lt 1000 ] && echo yes)"
+check "rpm: %pre made the daemon's system user in it, no login" "system|xmpp-token-auth|/|/sbin/nologin|xmpp-token-auth" \
+    "$(passwd_of "$service_user")|$(id -nG "$service_user")"
+# No preset file names the socket here, so systemd's default policy, enable,
+# applies (Fedora's default policy is disable).
+check "rpm: %post's preset enabled the socket, as the preset policy here says" "$units/xmpp-token-auth.socket" \
+    "$(readlink -f $wants)"
 check "rpm: configuration and generated secrets, root:xmpp-token-auth 0640" \
     "root:xmpp-token-auth 640|root:xmpp-token-auth 640|root:xmpp-token-auth 640" \
     "$(owner $conf/config.toml)|$(owner $conf/token_secret)|$(owner $conf/otp_seed)"
@@ -236,8 +409,11 @@ printf '\n# edited by the operator\notp_window = 3\n' >> $conf/config.toml
 rpm -U --replacepkgs --nodeps --force-debian "$rpm" >/dev/null 2>&1
 check "rpm: reinstalling keeps the edit and the secret" "otp_window = 3|$secret_before" \
     "$(grep '^otp_window' $conf/config.toml)|$(cat $conf/token_secret)"
+check "rpm: reinstalling keeps the socket enabled" "$units/xmpp-token-auth.socket" "$(readlink -f $wants)"
 rpm -e xmpp-token-auth >/dev/null 2>&1
 check "rpm: erase saves the edited configuration and keeps the secrets" "yes|kept" \
     "$(grep -q '^otp_window = 3' $conf/config.toml.rpmsave && echo yes)|$([ -e $conf/token_secret ] && echo kept)"
+check "rpm: erase disables the units (no link left) and removes them, keeps the user" "|gone|present" \
+    "$(systemd_leftovers)|$([ -e $units/xmpp-token-auth.socket ] && echo present || echo gone)|$(getent passwd "$service_user" >/dev/null && echo present)"
 
 finish

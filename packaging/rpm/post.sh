@@ -21,5 +21,12 @@ install -d -o root -g xmpp-token-auth -m 2770 /var/lib/xmpp-token-auth || exit 1
 if [ "$1" -eq 1 ]; then
     echo "xmpp-token-auth: secrets are in $conf/token_secret and $conf/otp_seed."
     echo "Add the XMPP server's user to the group: usermod -a -G xmpp-token-auth ejabberd (or prosody)."
+    echo "Prosody's socket daemon: systemctl enable --now xmpp-token-auth.socket (if the preset did not)."
+fi
+# %systemd_post: on first installation, enable the units if the
+# distribution's preset policy says so (Fedora's default policy does not;
+# the administrator enables them).
+if [ "$1" -eq 1 ] && command -v systemctl >/dev/null 2>&1; then
+    systemctl --no-reload preset xmpp-token-auth.socket xmpp-token-auth.service >/dev/null 2>&1 || :
 fi
 exit 0

@@ -36,4 +36,35 @@ that refuses logins (usermod -s /sbin/nologin USER), or rename the group
 MESSAGE
     exit 1
 fi
+
+# The socket daemon's user (xmpp-token-auth.service), a member of the group
+# so that it reads the secrets: refuse an existing one that is not what
+# `useradd -r` makes here (a system uid, the group as primary group; a login
+# shell was refused above, as for any user whose primary group it is).
+user=xmpp-token-auth
+getent passwd "$user" >/dev/null ||
+    useradd -r -M -g "$group" -d / -s /sbin/nologin -c "xmpp-token-auth socket daemon" "$user" || exit 1
+entry=$(getent passwd "$user")
+uid=$(echo "$entry" | cut -d: -f3)
+user_gid=$(echo "$entry" | cut -d: -f4)
+first=$(defs SYS_UID_MIN 101)
+last=$(defs SYS_UID_MAX $(($(defs UID_MIN 1000) - 1)))
+if [ -z "$uid" ] || [ "$uid" -lt "$first" ] || [ "$uid" -gt "$last" ]; then
+    cat >&2 <<MESSAGE
+xmpp-token-auth: the existing user $user (uid $uid) is not a system user:
+its uid is outside $first-$last (SYS_UID_MIN-SYS_UID_MAX in /etc/login.defs).
+The socket daemon runs as this user and reads the secrets in
+/etc/xmpp-token-auth. Rename it (usermod -l NEW_NAME $user) or remove it
+(userdel $user), then install the package again.
+MESSAGE
+    exit 1
+fi
+if [ "$user_gid" != "$gid" ]; then
+    cat >&2 <<MESSAGE
+xmpp-token-auth: the existing system user $user has the primary group
+$(getent group "$user_gid" | cut -d: -f1) (gid $user_gid), not $group (gid $gid).
+Give it that group (usermod -g $group $user), then install the package again.
+MESSAGE
+    exit 1
+fi
 exit 0
