@@ -1542,6 +1542,78 @@ mod tests {
     }
 
     #[test]
+    fn replay_store_urls_name_an_engine_and_never_carry_credentials() {
+        let tcp = |host: &str, port, db, tls| EngineAddress::Tcp {
+            host: host.into(),
+            port,
+            db,
+            tls,
+        };
+        for (url, expected) in [
+            ("redis://10.0.0.5:6380/2", tcp("10.0.0.5", 6380, 2, false)),
+            (
+                "redis://cache.example",
+                tcp("cache.example", 6379, 0, false),
+            ),
+            (
+                "rediss://cache.example:6390/",
+                tcp("cache.example", 6390, 0, true),
+            ),
+            ("redis://[::1]:7000/1", tcp("::1", 7000, 1, false)),
+            (
+                "unix:///run/redis/redis.sock",
+                EngineAddress::Unix("/run/redis/redis.sock".into()),
+            ),
+        ] {
+            assert_eq!(engine_address(url), Ok(Some(expected.clone())), "{url}");
+            assert_eq!(
+                engine_address(&expected.to_string()),
+                Ok(Some(expected)),
+                "{url}"
+            );
+        }
+        assert_eq!(engine_address("/var/lib/x/replay"), Ok(None));
+        for (url, says) in [
+            ("redis://:s3cret@h:6379/0", "replay_store_password_file"),
+            ("redis://u:s3cret@h/0", "replay_store_password_file"),
+            ("redis://u@h/0", "replay_store_username"),
+            ("rediss://h:6379/#insecure", "not supported"),
+            ("redis://h:0/0", "port"),
+            ("redis://h:6379/x", "database"),
+            ("unix://relative.sock", "absolute"),
+            ("http://h/", "scheme"),
+        ] {
+            let problem = engine_address(url).unwrap_err();
+            assert!(problem.contains(says), "{url}: {problem}");
+            assert!(!problem.contains("s3cret"), "{url}: {problem}");
+        }
+        let base = format!("token_secret = \"{SECRET}\"\notp_seed = \"{SEED}\"\n");
+        let config = parse(&format!("{base}replay_store = \"redis://h/3\"\n")).unwrap();
+        assert_eq!(config.replay_store, None);
+        let engine = config.shared_engine().unwrap();
+        assert_eq!(engine.address, tcp("h", 6379, 3, false));
+        assert_eq!((engine.line, engine.timeout_ms), (3, 200));
+        assert_eq!(engine.key_prefix, "xta:");
+        assert_eq!(engine.fallback, EngineFallback::None);
+        let message = error(&format!("{base}replay_store = \"redis://:pw@h/0\"\n"));
+        assert!(
+            message.contains("config.toml:3: replay_store carries a password"),
+            "{message}"
+        );
+        let message = error(&format!(
+            "{base}replay_store = \"r\"\nreplay_store_fallback = \"local\"\n"
+        ));
+        assert!(
+            message.contains("config.toml:4: replay_store_fallback is only used"),
+            "{message}"
+        );
+        let message = error(&format!(
+            "{base}replay_store = \"redis://h\"\nreplay_store_ca_file = \"ca.pem\"\n"
+        ));
+        assert!(message.contains("only used with TLS"), "{message}");
+    }
+
+    #[test]
     fn replay_store_is_a_path_relative_to_the_configuration() {
         let base = format!("token_secret = \"{SECRET}\"\notp_seed = \"{SEED}\"\n");
         let config = parse(&format!("{base}replay_store = \"/var/lib/x/replay\"\n")).unwrap();
