@@ -395,6 +395,7 @@ fn reload(shared: &Shared<'_>, config_path: &Path) {
             let new = helper.config();
             let mut changed = Vec::new();
             if new.replay_store != old.replay_store
+                || new.replay_engine != old.replay_engine
                 || new.replay_protection != old.replay_protection
                 || new.replay_cache_size != old.replay_cache_size
             {
