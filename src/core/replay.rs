@@ -103,8 +103,10 @@ impl ReplayCache {
     pub fn record_key(&mut self, key: Key, now: u64, until: u64) -> Result<(), ReplayError> {
         match self.entries.get(&key) {
             Some(&remembered) if now < remembered => return Err(ReplayError::Replayed),
-            Some(_) => {}
-            None if self.entries.len() >= self.capacity => {
+            // Not remembered any more (or never): a new entry as far as the
+            // cap is concerned. (A mirror of a shared store may hold more
+            // than the cap of stale entries read from the file.)
+            _ if self.entries.len() >= self.capacity => {
                 if now != self.last_sweep {
                     self.last_sweep = now;
                     self.forget_expired(now);
@@ -113,7 +115,7 @@ impl ReplayCache {
                     return Err(ReplayError::Full(self.entries.len()));
                 }
             }
-            None => {}
+            _ => {}
         }
         self.entries.insert(key, until);
         Ok(())

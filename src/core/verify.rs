@@ -126,12 +126,15 @@ pub fn verify<'a>(
 
     match (bool::from(otp_ok), bool::from(signature_ok)) {
         (true, true) => {
-            let expires_at = (matched_step + params.otp_window + 1) * params.otp_interval;
+            // Saturating: `--at` may name the end of time.
+            let expires_at = matched_step
+                .saturating_add(params.otp_window + 1)
+                .saturating_mul(params.otp_interval);
             Ok(Verified {
                 otp: token.otp(),
                 nonce: token.nonce(),
                 expires_at,
-                remember_until: expires_at + params.lifetime(),
+                remember_until: expires_at.saturating_add(params.lifetime()),
             })
         }
         (false, _) => Err(Refusal::OtpOutsideWindow),
@@ -304,6 +307,18 @@ pub(crate) mod tests {
         let token = token::format("687526", "1", &signature);
         let verified = verify(&keys, p, "a", "b", &token, now).unwrap();
         assert_eq!(verified.expires_at, (60_647_383 + 1 + 1) * 30);
+    }
+
+    #[test]
+    fn a_token_at_the_end_of_time_verifies_without_overflow() {
+        let keys = keys("JYXEX4IQOEYFYQ2S3MC5P4ZT4SDHYEA7", "XVGR73KMZH2M4XMY");
+        let p = TokenParams::default();
+        let token = generate(&keys, p, "a", "b", NONCE, u64::MAX);
+        let verified = verify(&keys, p, "a", "b", &token, u64::MAX).unwrap();
+        assert_eq!(
+            (verified.expires_at, verified.remember_until),
+            (u64::MAX, u64::MAX)
+        );
     }
 
     #[test]
