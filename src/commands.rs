@@ -668,6 +668,17 @@ pub fn check_config(config: &Config, user: Option<&str>, connect: bool) -> Resul
         Some(file) => println!("  log:      file {}", file.display()),
         None => println!("  log:      {}", config.log),
     }
+    let listen = &config.listen;
+    println!(
+        "  listen:   {} (mode {:04o}, group {}; under systemd socket activation the unit's \
+         ListenStream=, SocketMode= and SocketGroup= decide instead), {} connections, \
+         {} s request timeout",
+        listen.socket.display(),
+        listen.socket_mode,
+        listen.socket_group,
+        listen.max_connections,
+        listen.request_timeout
+    );
     if config.log == LogTarget::Syslog && !Path::new(log_socket::DEV_LOG).exists() {
         eprintln!(
             "xmpp-token-auth: warning: log = \"syslog\" but no syslog daemon listens on {}: \
