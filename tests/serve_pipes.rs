@@ -515,7 +515,10 @@ fn a_helper_with_a_broken_configuration_stays_up_refusing_and_heals_when_it_is_f
         "stderr",
     );
     let log = String::from_utf8_lossy(&log);
-    assert!(log.contains("token_secret_file names a file that does not exist"), "{log}");
+    assert!(
+        log.contains("token_secret_file names a file that does not exist"),
+        "{log}"
+    );
     assert!(log.contains("refused (no usable configuration:"), "{log}");
     assert!(
         log.contains("usable again: serving for every domain"),
