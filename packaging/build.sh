@@ -11,6 +11,8 @@ gzip -9n target/assets/xmpp-token-auth.1
 # Debian's NEWS file, compressed as lintian wants it.
 gzip -9n < packaging/deb/NEWS.Debian > target/assets/NEWS.Debian.gz
 
+# cargo deb names the .deb it made; cargo generate-rpm says nothing.
 cargo deb --no-build --locked --output target/
 cargo generate-rpm --output target/
-ls -1 target/*.deb target/*.rpm
+version=$(sed -n 's/^version = "\(.*\)"$/\1/p' Cargo.toml | head -n 1)
+echo "target/xmpp-token-auth-$version-1.$(uname -m).rpm"
