@@ -53,7 +53,17 @@ impl Logger {
         // Connected now, so that the socket exists before any request is read.
         let syslog = (target == LogTarget::Syslog).then(|| LogSocket::open(Path::new(DEV_LOG)));
         let file = match (target, file) {
-            (LogTarget::File, Some(path)) => Some(Mutex::new(LogFile::open(path))),
+            (LogTarget::File, Some(path)) => {
+                let file = LogFile::open(path);
+                if !file.is_open() && stderr_is_free {
+                    eprintln!(
+                        "xmpp-token-auth: warning: cannot open the log file {}: lines are dropped \
+                         (and counted) until it can be written",
+                        path.display()
+                    );
+                }
+                Some(Mutex::new(file))
+            }
             _ => None,
         };
         let target = match &syslog {
