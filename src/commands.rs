@@ -20,7 +20,7 @@ use xmpp_token_auth::core::helper::{self, Helper, Reason, Service};
 use xmpp_token_auth::core::replay::{ReplayError, ReplayMemory, TokenId};
 use xmpp_token_auth::core::{totp, verify};
 use xmpp_token_auth::listen;
-use xmpp_token_auth::log::{Level, Logger};
+use xmpp_token_auth::log::{self, Level, Logger};
 #[cfg(feature = "redis")]
 use xmpp_token_auth::replay_redis::RedisStore;
 use xmpp_token_auth::replay_store::{SharedStore, StoreSnapshot};
@@ -51,7 +51,7 @@ pub fn serve(path: &Path, protocol: Option<ProtocolChoice>) -> ExitCode {
         let error = Error::Signals(e);
         early_logger().log(Level::Error, &error.to_string());
         if startup::also_to_stderr(on_terminal, startup::LOG_BEFORE_CONFIGURATION) {
-            eprintln!("xmpp-token-auth: error: {error}");
+            log::to_stderr(format_args!("xmpp-token-auth: error: {error}"));
         }
         return ExitCode::from(error.exit_code());
     }
@@ -69,7 +69,7 @@ pub fn serve(path: &Path, protocol: Option<ProtocolChoice>) -> ExitCode {
             for warning in &config.warnings {
                 logger.log(Level::Warning, warning);
                 if startup::also_to_stderr(on_terminal, logger.target()) {
-                    eprintln!("xmpp-token-auth: warning: {warning}");
+                    log::to_stderr(format_args!("xmpp-token-auth: warning: {warning}"));
                 }
             }
             let protocol = config.protocol;
@@ -85,7 +85,7 @@ pub fn serve(path: &Path, protocol: Option<ProtocolChoice>) -> ExitCode {
             let logger = early_logger();
             logger.log(Level::Error, &error.to_string());
             if startup::also_to_stderr(on_terminal, logger.target()) {
-                eprintln!("xmpp-token-auth: error: {error}");
+                log::to_stderr(format_args!("xmpp-token-auth: error: {error}"));
             }
             unconfigured_by = file;
             (Service::Unconfigured, logger, ProtocolChoice::Auto)
@@ -292,7 +292,7 @@ pub fn listen(path: &Path, socket: Option<PathBuf>) -> ExitCode {
     let fail = |logger: &Logger, error: Error| {
         logger.log(Level::Error, &error.to_string());
         if logger.target() != LogTarget::Stderr {
-            eprintln!("xmpp-token-auth: error: {error}");
+            log::to_stderr(format_args!("xmpp-token-auth: error: {error}"));
         }
         ExitCode::from(error.exit_code())
     };
@@ -327,7 +327,7 @@ pub fn listen(path: &Path, socket: Option<PathBuf>) -> ExitCode {
             for warning in &helper.config().warnings {
                 logger.log(Level::Warning, warning);
                 if logger.target() != LogTarget::Stderr {
-                    eprintln!("xmpp-token-auth: warning: {warning}");
+                    log::to_stderr(format_args!("xmpp-token-auth: warning: {warning}"));
                 }
             }
             let settings = helper.config().listen.clone();
@@ -336,7 +336,7 @@ pub fn listen(path: &Path, socket: Option<PathBuf>) -> ExitCode {
         Err((error, file)) => {
             logger.log(Level::Error, &error.to_string());
             if logger.target() != LogTarget::Stderr {
-                eprintln!("xmpp-token-auth: error: {error}");
+                log::to_stderr(format_args!("xmpp-token-auth: error: {error}"));
             }
             (
                 Service::Unconfigured,

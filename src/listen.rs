@@ -288,7 +288,9 @@ fn converse(mut stream: UnixStream, shared: &Shared<'_>, timeout: Duration) {
         );
         match ending {
             Ending::Stopped | Ending::InputEnded => return,
-            Ending::WriteFailed(e) if serve::peer_gone(&e) => return,
+            // The peer went with replies unread (Prosody's module drops its
+            // connection on a timeout): nothing to report.
+            Ending::WriteFailed(e) | Ending::ReadFailed(e) if serve::peer_gone(&e) => return,
             Ending::ReadFailed(e)
                 if matches!(
                     e.kind(),

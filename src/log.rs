@@ -22,6 +22,13 @@ pub enum Level {
     Error,
 }
 
+/// Writes one line to stderr. `eprintln!` panics when stderr is closed
+/// (EPIPE): a helper must not die, nor a daemon's thread, over a log line.
+pub fn to_stderr(line: std::fmt::Arguments<'_>) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr().lock(), "{line}");
+}
+
 impl Level {
     /// What a line of this level starts with on stderr or in a file.
     fn label(self) -> &'static str {
@@ -56,11 +63,11 @@ impl Logger {
             (LogTarget::File, Some(path)) => {
                 let file = LogFile::open(path);
                 if !file.is_open() && stderr_is_free {
-                    eprintln!(
+                    to_stderr(format_args!(
                         "xmpp-token-auth: warning: cannot open the log file {}: lines are dropped \
                          (and counted) until it can be written",
                         path.display()
-                    );
+                    ));
                 }
                 Some(Mutex::new(file))
             }
@@ -68,9 +75,9 @@ impl Logger {
         };
         let target = match &syslog {
             Some(socket) if !socket.is_connected() && stderr_is_free => {
-                eprintln!(
+                to_stderr(format_args!(
                     "xmpp-token-auth: warning: no syslog daemon listens on {DEV_LOG}; logging to stderr instead"
-                );
+                ));
                 LogTarget::Stderr
             }
             _ => target,
@@ -103,7 +110,9 @@ impl Logger {
                         .send(severity, message);
                 }
             }
-            LogTarget::Stderr => eprintln!("xmpp-token-auth: {}{message}", level.label()),
+            LogTarget::Stderr => {
+                to_stderr(format_args!("xmpp-token-auth: {}{message}", level.label()))
+            }
             LogTarget::File => {
                 if let Some(file) = &self.file {
                     file.lock()

@@ -728,3 +728,26 @@ fn a_log_file_gets_every_decision_and_a_new_file_after_logrotate_moves_it() {
     );
     assert!(!current.contains("alice"), "{current}");
 }
+
+#[test]
+fn a_closed_stderr_never_costs_a_reply() {
+    // `log = "stderr"` (or syslog falling back to it) with the XMPP server's
+    // end of stderr gone: the log line is lost, the reply is not.
+    let setup = Setup::new("log = \"stderr\"\n");
+    let mut child = setup.spawn(&[]);
+    drop(child.stderr.take());
+    let mut stdin = child.stdin.take().unwrap();
+    let mut stdout = child.stdout.take().unwrap();
+    for round in 0..3 {
+        stdin
+            .write_all(&frame(b"isuser:alice:example.org"))
+            .unwrap();
+        assert_eq!(
+            read_reply(&mut stdout, &format!("isuser, round {round}")),
+            TRUE
+        );
+    }
+    drop(stdin);
+    let status = wait_with_deadline(&mut child, Duration::from_secs(30), "the exit");
+    assert_eq!(status.code(), Some(0), "{status:?}");
+}
