@@ -13,17 +13,25 @@ pub struct Account {
     pub groups: Vec<u32>,
 }
 
-/// Retries a `get*_r` call with a larger buffer while it says ERANGE.
-fn with_buffer<T>(
-    mut call: impl FnMut(&mut Vec<libc::c_char>) -> io::Result<Option<T>>,
-) -> io::Result<Option<T>> {
+/// One reentrant NSS lookup (`getgrnam_r` and its kin): `call` fills an
+/// entry using a buffer, `read` takes what is needed from the entry while
+/// the buffer still lives. `None` when there is no such entry; the buffer
+/// grows while the C library says ERANGE.
+fn lookup<T, R>(
+    call: impl Fn(&mut T, &mut [libc::c_char], &mut *mut T) -> libc::c_int,
+    read: impl Fn(&T) -> R,
+) -> io::Result<Option<R>> {
     let mut buffer = vec![0 as libc::c_char; 1024];
     loop {
-        match call(&mut buffer) {
-            Err(e) if e.raw_os_error() == Some(libc::ERANGE) && buffer.len() < 1 << 20 => {
-                buffer.resize(buffer.len() * 4, 0);
-            }
-            other => return other,
+        // SAFETY: the entries looked up here (`group`, `passwd`) are plain
+        // C structs of integers and pointers, for which all-zero is valid.
+        let mut entry: T = unsafe { std::mem::zeroed() };
+        let mut found: *mut T = std::ptr::null_mut();
+        match call(&mut entry, &mut buffer, &mut found) {
+            0 if found.is_null() => return Ok(None),
+            0 => return Ok(Some(read(&entry))),
+            libc::ERANGE if buffer.len() < 1 << 20 => buffer.resize(buffer.len() * 4, 0),
+            e => return Err(io::Error::from_raw_os_error(e)),
         }
     }
 }
@@ -36,52 +44,26 @@ fn c_name(name: &str) -> io::Result<CString> {
 /// The id of the group called `name`, or `None` if there is none.
 pub fn group_id(name: &str) -> io::Result<Option<u32>> {
     let c = c_name(name)?;
-    with_buffer(|buffer| {
-        // SAFETY: all-zero is a valid `group` (null pointers, zero ids).
-        let mut group: libc::group = unsafe { std::mem::zeroed() };
-        let mut found: *mut libc::group = std::ptr::null_mut();
-        // SAFETY: every pointer is valid for the call, and the buffer's
-        // length is passed; the result points into `group` or is null.
-        let rc = unsafe {
-            libc::getgrnam_r(
-                c.as_ptr(),
-                &mut group,
-                buffer.as_mut_ptr(),
-                buffer.len(),
-                &mut found,
-            )
-        };
-        match rc {
-            0 if found.is_null() => Ok(None),
-            0 => Ok(Some(group.gr_gid)),
-            e => Err(io::Error::from_raw_os_error(e)),
-        }
-    })
+    lookup(
+        |group: &mut libc::group, buffer, found| {
+            // SAFETY: every pointer is valid for the call, and the buffer's
+            // length is passed; the result points into `group` or is null.
+            unsafe { libc::getgrnam_r(c.as_ptr(), group, buffer.as_mut_ptr(), buffer.len(), found) }
+        },
+        |group| group.gr_gid,
+    )
 }
 
 /// The account called `name`, with all its groups, or `None` if there is none.
 pub fn account(name: &str) -> io::Result<Option<Account>> {
     let c = c_name(name)?;
-    let found = with_buffer(|buffer| {
-        // SAFETY: all-zero is a valid `passwd` (null pointers, zero ids).
-        let mut entry: libc::passwd = unsafe { std::mem::zeroed() };
-        let mut found: *mut libc::passwd = std::ptr::null_mut();
-        // SAFETY: as for getgrnam_r above.
-        let rc = unsafe {
-            libc::getpwnam_r(
-                c.as_ptr(),
-                &mut entry,
-                buffer.as_mut_ptr(),
-                buffer.len(),
-                &mut found,
-            )
-        };
-        match rc {
-            0 if found.is_null() => Ok(None),
-            0 => Ok(Some((entry.pw_uid, entry.pw_gid))),
-            e => Err(io::Error::from_raw_os_error(e)),
-        }
-    })?;
+    let found = lookup(
+        |entry: &mut libc::passwd, buffer, found| {
+            // SAFETY: as for getgrnam_r above.
+            unsafe { libc::getpwnam_r(c.as_ptr(), entry, buffer.as_mut_ptr(), buffer.len(), found) }
+        },
+        |entry| (entry.pw_uid, entry.pw_gid),
+    )?;
     let Some((uid, gid)) = found else {
         return Ok(None);
     };
@@ -115,31 +97,18 @@ pub fn is_root() -> bool {
 
 /// The name of group `gid`, for messages.
 pub fn group_name(gid: u32) -> Option<String> {
-    with_buffer(|buffer| {
-        // SAFETY: all-zero is a valid `group`.
-        let mut group: libc::group = unsafe { std::mem::zeroed() };
-        let mut found: *mut libc::group = std::ptr::null_mut();
-        // SAFETY: as for getgrnam_r above.
-        let rc = unsafe {
-            libc::getgrgid_r(
-                gid,
-                &mut group,
-                buffer.as_mut_ptr(),
-                buffer.len(),
-                &mut found,
-            )
-        };
-        match rc {
-            0 if found.is_null() => Ok(None),
-            // SAFETY: on success gr_name is a NUL-terminated string in `buffer`.
-            0 => Ok(Some(
-                unsafe { CStr::from_ptr(group.gr_name) }
-                    .to_string_lossy()
-                    .into_owned(),
-            )),
-            e => Err(io::Error::from_raw_os_error(e)),
-        }
-    })
+    lookup(
+        |group: &mut libc::group, buffer, found| {
+            // SAFETY: as for getgrnam_r above.
+            unsafe { libc::getgrgid_r(gid, group, buffer.as_mut_ptr(), buffer.len(), found) }
+        },
+        |group| {
+            // SAFETY: on success gr_name is a NUL-terminated string in the
+            // buffer, which lives while `read` runs.
+            let name = unsafe { CStr::from_ptr(group.gr_name) };
+            name.to_string_lossy().into_owned()
+        },
+    )
     .ok()
     .flatten()
 }
