@@ -14,17 +14,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-passes=0
-failures=0
-check() {
-    if [ "$2" = "$3" ]; then
-        echo "ok   $1"
-        passes=$((passes + 1))
-    else
-        echo "FAIL $1: expected [$2], got [$3]"
-        failures=$((failures + 1))
-    fi
-}
+. "$(dirname "$0")/../common/check.sh"
 
 head -c 1048576 /dev/urandom > "$work/disk.img"
 device=$(losetup --find --show "$work/disk.img")
@@ -63,5 +53,4 @@ code=0
 printf '\000\012isuser:a:b' | "$bin" --config "$work/config.toml" >/dev/null 2>&1 || code=$?
 check "the device is unchanged after a helper start" "$before" "$(head -c 4096 "$device" | sha256sum)"
 
-echo "check_config_writes_nothing: $passes passed, $failures failed"
-[ "$failures" -eq 0 ]
+finish

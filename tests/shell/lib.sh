@@ -25,20 +25,4 @@ hex() {
     od -An -tx1 -v | tr -s ' \n' '  ' | sed 's/^ //; s/ $//'
 }
 
-failures=0
-passes=0
-# check WHAT EXPECTED ACTUAL
-check() {
-    if [ "$2" = "$3" ]; then
-        echo "ok   $1"
-        passes=$((passes + 1))
-    else
-        echo "FAIL $1: expected [$2], got [$3]"
-        failures=$((failures + 1))
-    fi
-}
-
-finish() {
-    echo "$(basename "$0"): $passes passed, $failures failed"
-    [ "$failures" -eq 0 ] || exit 1
-}
+. "$(dirname "${BASH_SOURCE[0]}")/../common/check.sh"
