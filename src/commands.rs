@@ -49,10 +49,12 @@ pub fn serve(path: &Path, protocol: Option<ProtocolChoice>) -> ExitCode {
     };
     if let Err(e) = installed {
         let error = Error::Signals(e);
-        early_logger().log(Level::Error, &error.to_string());
-        if startup::also_to_stderr(on_terminal, startup::LOG_BEFORE_CONFIGURATION) {
-            log::to_stderr(format_args!("xmpp-token-auth: error: {error}"));
-        }
+        tell(
+            &early_logger(),
+            on_terminal,
+            Level::Error,
+            &error.to_string(),
+        );
         return ExitCode::from(error.exit_code());
     }
     let notes = prepare_descriptors(on_terminal);
@@ -67,10 +69,7 @@ pub fn serve(path: &Path, protocol: Option<ProtocolChoice>) -> ExitCode {
                 startup::stderr_is_free(on_terminal),
             );
             for warning in &config.warnings {
-                logger.log(Level::Warning, warning);
-                if startup::also_to_stderr(on_terminal, logger.target()) {
-                    log::to_stderr(format_args!("xmpp-token-auth: warning: {warning}"));
-                }
+                tell(&logger, on_terminal, Level::Warning, warning);
             }
             let protocol = config.protocol;
             (Service::Ready(helper), logger, protocol)
@@ -83,10 +82,7 @@ pub fn serve(path: &Path, protocol: Option<ProtocolChoice>) -> ExitCode {
         }
         Err((error, file)) => {
             let logger = early_logger();
-            logger.log(Level::Error, &error.to_string());
-            if startup::also_to_stderr(on_terminal, logger.target()) {
-                log::to_stderr(format_args!("xmpp-token-auth: error: {error}"));
-            }
+            tell(&logger, on_terminal, Level::Error, &error.to_string());
             unconfigured_by = file;
             (Service::Unconfigured, logger, ProtocolChoice::Auto)
         }
@@ -120,6 +116,16 @@ pub fn serve(path: &Path, protocol: Option<ProtocolChoice>) -> ExitCode {
     let mut healer = Healer::new(path, unconfigured_by, &logger);
     serve::serve(&service, protocol.decoder(), &logger, &mut || healer.heal());
     ExitCode::SUCCESS
+}
+
+/// Logs a start-up message, and writes it on stderr too where the operator
+/// or the XMPP server's log reads it ([`startup::also_to_stderr`]): not on a
+/// terminal, and not twice when the log is stderr already.
+fn tell(logger: &Logger, on_terminal: bool, level: Level, message: &str) {
+    logger.log(level, message);
+    if startup::also_to_stderr(on_terminal, logger.target()) {
+        log::to_stderr(format_args!("xmpp-token-auth: {}{message}", level.label()));
+    }
 }
 
 /// A configuration made into a ready helper, its replay store opened; on
@@ -289,11 +295,9 @@ pub fn listen(path: &Path, socket: Option<PathBuf>) -> ExitCode {
         0 => fds::close_inherited(),
         n => fds::close_inherited_but_passed(n),
     };
+    // The daemon's stderr is never a reply channel.
     let fail = |logger: &Logger, error: Error| {
-        logger.log(Level::Error, &error.to_string());
-        if logger.target() != LogTarget::Stderr {
-            log::to_stderr(format_args!("xmpp-token-auth: error: {error}"));
-        }
+        tell(logger, false, Level::Error, &error.to_string());
         ExitCode::from(error.exit_code())
     };
     // Blocked before any thread starts, so that only the daemon's signal
@@ -325,19 +329,13 @@ pub fn listen(path: &Path, socket: Option<PathBuf>) -> ExitCode {
     let (service, mut settings, watched) = match loaded {
         Ok(helper) => {
             for warning in &helper.config().warnings {
-                logger.log(Level::Warning, warning);
-                if logger.target() != LogTarget::Stderr {
-                    log::to_stderr(format_args!("xmpp-token-auth: warning: {warning}"));
-                }
+                tell(&logger, false, Level::Warning, warning);
             }
             let settings = helper.config().listen.clone();
             (Service::Ready(helper), settings, Vec::new())
         }
         Err((error, file)) => {
-            logger.log(Level::Error, &error.to_string());
-            if logger.target() != LogTarget::Stderr {
-                log::to_stderr(format_args!("xmpp-token-auth: error: {error}"));
-            }
+            tell(&logger, false, Level::Error, &error.to_string());
             (
                 Service::Unconfigured,
                 ListenSettings::default(),

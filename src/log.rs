@@ -31,7 +31,7 @@ pub fn to_stderr(line: std::fmt::Arguments<'_>) {
 
 impl Level {
     /// What a line of this level starts with on stderr or in a file.
-    fn label(self) -> &'static str {
+    pub fn label(self) -> &'static str {
         match self {
             Level::Info | Level::Notice => "",
             Level::Warning => "warning: ",
