@@ -22,11 +22,14 @@ pub enum Level {
     Error,
 }
 
-/// Writes one line to stderr. `eprintln!` panics when stderr is closed
-/// (EPIPE): a helper must not die, nor a daemon's thread, over a log line.
+/// Writes one line to stderr, in one write: helpers of a pool share their
+/// stderr, and a line written in pieces (as `eprintln!` does) can be cut by
+/// another's. `eprintln!` also panics when stderr is closed (EPIPE): a
+/// helper must not die, nor a daemon's thread, over a log line.
 pub fn to_stderr(line: std::fmt::Arguments<'_>) {
     use std::io::Write;
-    let _ = writeln!(std::io::stderr().lock(), "{line}");
+    let line = format!("{line}\n");
+    let _ = std::io::stderr().lock().write_all(line.as_bytes());
 }
 
 impl Level {
