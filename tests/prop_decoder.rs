@@ -10,8 +10,9 @@ use std::io::{Read, Write};
 use std::process::{Command, Stdio};
 use std::time::{SystemTime, UNIX_EPOCH};
 use xmpp_token_auth::core::frame::{Frame, Protocol};
+use xmpp_token_auth::core::token::SigningKey;
 use xmpp_token_auth::core::totp::Seed;
-use xmpp_token_auth::core::verify::{self, Keys, Secret, TokenParams};
+use xmpp_token_auth::core::verify::{self, Keys, TokenParams};
 
 /// The longest request, from the specification rather than the code.
 const LIMIT: usize = 65535;
@@ -234,7 +235,7 @@ fn now() -> u64 {
 /// The bytes of each request, with tokens minted at `at`.
 fn request_bytes(requests: &[Req], at: u64) -> Vec<Vec<u8>> {
     let keys = Keys {
-        secrets: vec![Secret::new(SECRET.into())],
+        secrets: vec![SigningKey::new(SECRET.as_bytes())],
         seeds: vec![Seed::from_base32(SEED).unwrap()],
     };
     requests

@@ -6,9 +6,10 @@
 //! invalid.
 
 use proptest::prelude::*;
+use xmpp_token_auth::core::token::SigningKey;
 use xmpp_token_auth::core::token::Token;
 use xmpp_token_auth::core::totp::{self, Seed};
-use xmpp_token_auth::core::verify::{self, Keys, Refusal, Secret, TokenParams};
+use xmpp_token_auth::core::verify::{self, Keys, Refusal, TokenParams};
 
 /// Every setting in the range the configuration allows (docs/protocol.md §6).
 fn params() -> impl Strategy<Value = TokenParams> {
@@ -24,7 +25,7 @@ fn params() -> impl Strategy<Value = TokenParams> {
 
 fn keys() -> impl Strategy<Value = Keys> {
     (prop::collection::vec(any::<u8>(), 10..40), "\\PC{1,40}").prop_map(|(seed, secret)| Keys {
-        secrets: vec![Secret::new(secret)],
+        secrets: vec![SigningKey::new(secret.as_bytes())],
         seeds: vec![Seed::from_base32(&totp::encode_base32(&seed)).unwrap()],
     })
 }

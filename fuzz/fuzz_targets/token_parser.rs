@@ -13,9 +13,9 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use xmpp_token_auth::core::token::{self, Token};
+use xmpp_token_auth::core::token::{SigningKey, Token};
 use xmpp_token_auth::core::totp::{self, Seed};
-use xmpp_token_auth::core::verify::{self, Keys, Secret, TokenParams};
+use xmpp_token_auth::core::verify::{self, Keys, TokenParams};
 use xmpp_token_auth_fuzz::Bytes;
 
 /// Any unix time, up to the end of u64 (`--at` reaches the arithmetic).
@@ -35,10 +35,10 @@ fn keys(input: &mut Bytes) -> Keys {
     seed.resize(seed.len().max(10), 0x5a);
     let secret = String::from_utf8_lossy(input.slice(64)).into_owned();
     Keys {
-        secrets: vec![Secret::new(if secret.is_empty() {
-            "s".into()
+        secrets: vec![SigningKey::new(if secret.is_empty() {
+            b"s"
         } else {
-            secret
+            secret.as_bytes()
         })],
         seeds: vec![Seed::from_base32(&totp::encode_base32(&seed)).expect("80 bits or more")],
     }
@@ -95,7 +95,7 @@ fn generate_and_parse_back(data: &[u8]) {
     assert_eq!(parsed.nonce(), nonce);
     assert_eq!(
         parsed.signature,
-        token::sign(k.secrets[0].as_bytes(), parsed.digits, &user, &server)
+        k.secrets[0].sign(parsed.digits, &user, &server)
     );
     let verified = verify::verify(&k, p, &user, &server, &made, now)
         .unwrap_or_else(|e| panic!("{made:?} made at {now} is refused then: {e}"));

@@ -52,12 +52,37 @@ pub trait ReplayMemory {
 
 #[derive(Debug)]
 pub struct ReplayCache {
-    /// Key → unix time from which the entry may be forgotten.
-    entries: HashMap<Key, u64>,
+    /// Key → unix time from which the entry may be forgotten, in 32 bits
+    /// ([`Until`]): 21 bytes a slot, so a million entries fit in 48 MB.
+    entries: HashMap<Key, Until>,
     capacity: usize,
     /// When expired entries were last swept, so that a full cache under load
     /// is swept at most once a second rather than on every request.
     last_sweep: u64,
+}
+
+/// Room made at start: entries up to this many are recorded without
+/// allocating (a larger `replay_cache_size` grows the table by doubling past
+/// it), for about 130 kB touched at start and 2.6 MB when full.
+const RESERVED: usize = DEFAULT_CAPACITY;
+
+/// A unix time as an entry keeps it: seconds fit in 32 bits until 2106;
+/// later times are kept as "for ever", which never forgets a token early.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Until(u32);
+
+impl Until {
+    fn new(time: u64) -> Until {
+        Until(u32::try_from(time).unwrap_or(u32::MAX))
+    }
+
+    fn time(self) -> u64 {
+        if self.0 == u32::MAX {
+            u64::MAX
+        } else {
+            u64::from(self.0)
+        }
+    }
 }
 
 /// What makes a token unique: who it is for, and its OTP and nonce.
@@ -85,7 +110,7 @@ pub fn key(id: &TokenId) -> Key {
 impl ReplayCache {
     pub fn new(capacity: usize) -> Self {
         ReplayCache {
-            entries: HashMap::new(),
+            entries: HashMap::with_capacity(capacity.min(RESERVED)),
             capacity,
             last_sweep: 0,
         }
@@ -102,7 +127,7 @@ impl ReplayCache {
     /// [`ReplayMemory::record`] for a key already computed.
     pub fn record_key(&mut self, key: Key, now: u64, until: u64) -> Result<(), ReplayError> {
         match self.entries.get(&key) {
-            Some(&remembered) if now < remembered => return Err(ReplayError::Replayed),
+            Some(remembered) if now < remembered.time() => return Err(ReplayError::Replayed),
             // Not remembered any more (or never): a new entry as far as the
             // cap is concerned. (A mirror of a shared store may hold more
             // than the cap of stale entries read from the file.)
@@ -117,33 +142,35 @@ impl ReplayCache {
             }
             _ => {}
         }
-        self.entries.insert(key, until);
+        self.entries.insert(key, Until::new(until));
         Ok(())
     }
 
     /// Forgets every entry no longer remembered at `now`.
     pub fn forget_expired(&mut self, now: u64) {
-        self.entries.retain(|_, &mut until| now < until);
+        self.entries.retain(|_, until| now < until.time());
     }
 
     /// Whether `key` is remembered as used at `now`.
     pub fn contains(&self, key: &Key, now: u64) -> bool {
-        self.entries.get(key).is_some_and(|&until| now < until)
+        self.entries
+            .get(key)
+            .is_some_and(|until| now < until.time())
     }
 
     /// Takes in an entry another process recorded, without checks: it was
     /// checked when it was recorded.
     pub fn remember(&mut self, key: Key, expires_at: u64) {
-        let until = self.entries.entry(key).or_insert(expires_at);
-        *until = (*until).max(expires_at);
+        let until = self.entries.entry(key).or_insert(Until::new(expires_at));
+        *until = Until::new(until.time().max(expires_at));
     }
 
     /// The entries still live at `now`.
     pub fn live(&self, now: u64) -> impl Iterator<Item = (&Key, u64)> {
         self.entries
             .iter()
-            .filter(move |&(_, &until)| now < until)
-            .map(|(key, &until)| (key, until))
+            .map(|(key, until)| (key, until.time()))
+            .filter(move |&(_, until)| now < until)
     }
 }
 
@@ -245,6 +272,25 @@ mod tests {
             cache.record(&id("a", "1", "1"), 101, 190),
             Err(ReplayError::Replayed)
         );
+    }
+
+    #[test]
+    fn a_token_used_after_2106_is_remembered_for_ever_not_forgotten_early() {
+        let mut cache = ReplayCache::new(10);
+        let now = u64::from(u32::MAX) + 1000;
+        cache.record(&id("a", "1", "1"), now, now + 90).unwrap();
+        for later in [now + 89, now + 90, u64::MAX - 90] {
+            assert_eq!(
+                cache.record(&id("a", "1", "1"), later, later + 90),
+                Err(ReplayError::Replayed)
+            );
+        }
+        // Times before then are kept to the second.
+        cache
+            .record(&id("a", "1", "2"), 100, 4_000_000_000)
+            .unwrap();
+        assert!(cache.contains(&key(&id("a", "1", "2")), 3_999_999_999));
+        assert!(!cache.contains(&key(&id("a", "1", "2")), 4_000_000_000));
     }
 
     #[test]

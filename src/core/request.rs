@@ -106,13 +106,16 @@ impl<'a> Request<'a> {
         }
         let text = std::str::from_utf8(bytes).map_err(|_| Malformed::NotUtf8)?;
         // The password is last and may contain ':'; user and server never do.
-        let fields: Vec<&str> = text.splitn(4, ':').collect();
-        let command = Command::from_name(fields[0]).ok_or(Malformed::UnknownCommand)?;
-        let expected = if command.takes_password() { 4 } else { 3 };
-        if fields.len() != expected {
+        let mut fields = text.splitn(4, ':');
+        let name = fields.next().unwrap_or_default();
+        let command = Command::from_name(name).ok_or(Malformed::UnknownCommand)?;
+        let (user, server, password) = (fields.next(), fields.next(), fields.next());
+        let (Some(user), Some(server)) = (user, server) else {
+            return Err(Malformed::FieldCount(command));
+        };
+        if password.is_some() != command.takes_password() {
             return Err(Malformed::FieldCount(command));
         }
-        let (user, server) = (fields[1], fields[2]);
         if user.is_empty() || server.is_empty() {
             return Err(Malformed::EmptyField);
         }
@@ -120,7 +123,7 @@ impl<'a> Request<'a> {
             Command::Auth => Request::Auth {
                 user,
                 server,
-                password: fields[3],
+                password: password.unwrap_or_default(),
             },
             Command::IsUser => Request::IsUser { user, server },
             command => Request::Refused {

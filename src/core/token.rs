@@ -94,14 +94,38 @@ pub fn check_nonce_length(nonce: &str, nonce_digits: u32) -> Result<(), Malforme
     }
 }
 
-/// HMAC-SHA256 over `digits user "@" server` keyed with `secret`.
-pub fn sign(secret: &[u8], digits: &str, user: &str, server: &str) -> [u8; SIGNATURE_LEN] {
-    let mut mac = Hmac::<Sha256>::new_from_slice(secret).expect("HMAC takes keys of any length");
-    mac.update(digits.as_bytes());
-    mac.update(user.as_bytes());
-    mac.update(b"@");
-    mac.update(server.as_bytes());
-    mac.finalize().into_bytes().into()
+/// A `token_secret` made ready to sign: HMAC hashes its key into an inner
+/// and an outer state before any message, so doing that once, when the
+/// configuration is loaded, saves two of the five SHA-256 blocks a token's
+/// signature costs.
+///
+/// The prepared states are as secret as the key. RustCrypto's `hmac` keeps
+/// them in private fields without a way to wipe them, so unlike the key's
+/// text they are not zeroized when the configuration is dropped.
+#[derive(Clone)]
+pub struct SigningKey(Hmac<Sha256>);
+
+impl SigningKey {
+    /// `secret`'s bytes are the HMAC key, as written (any length).
+    pub fn new(secret: &[u8]) -> SigningKey {
+        SigningKey(Hmac::new_from_slice(secret).expect("HMAC takes keys of any length"))
+    }
+
+    /// HMAC-SHA256 over `digits user "@" server`.
+    pub fn sign(&self, digits: &str, user: &str, server: &str) -> [u8; SIGNATURE_LEN] {
+        let mut mac = self.0.clone();
+        mac.update(digits.as_bytes());
+        mac.update(user.as_bytes());
+        mac.update(b"@");
+        mac.update(server.as_bytes());
+        mac.finalize().into_bytes().into()
+    }
+}
+
+impl std::fmt::Debug for SigningKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SigningKey(<redacted>)")
+    }
 }
 
 /// Formats a token the way mod_auth_token's generators write it: padded base64.
@@ -125,8 +149,7 @@ mod tests {
 
     #[test]
     fn reference_signature_is_reproduced_and_formatted_with_padding() {
-        let sig = sign(
-            b"JYXEX4IQOEYFYQ2S3MC5P4ZT4SDHYEA7",
+        let sig = SigningKey::new(b"JYXEX4IQOEYFYQ2S3MC5P4ZT4SDHYEA7").sign(
             "2320461112345678901234567890123456789012",
             "root",
             "localhost",

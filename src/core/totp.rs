@@ -1,17 +1,63 @@
 //! TOTP codes (RFC 6238, HMAC-SHA1) and the base32 seeds they are made from.
 
 use data_encoding::{Encoding, Specification};
-use std::sync::OnceLock;
+use hmac::{Hmac, Mac};
+use std::sync::{Mutex, OnceLock};
 use totp_lite::{Sha1, totp_custom};
-use zeroize::Zeroizing;
+use zeroize::{Zeroize, Zeroizing};
 
 /// mod_auth_token's documentation generates 16-character seeds, so 80 bits is
 /// the floor we must accept.
 pub const MIN_SEED_BITS: usize = 80;
 
 /// A decoded TOTP seed. The bytes are wiped when it is dropped.
-#[derive(Clone)]
-pub struct Seed(Zeroizing<Vec<u8>>);
+///
+/// It also holds the seed as HMAC-SHA1 keyed states, hashed once at load so
+/// that a code costs two SHA-1 blocks instead of four (like
+/// [`crate::core::token::SigningKey`]'s, those states cannot be wiped), and
+/// the codes of the steps asked for lately: every token of one step is
+/// compared with the same few codes, so they are computed once a step.
+pub struct Seed {
+    bytes: Zeroizing<Vec<u8>>,
+    mac: Hmac<Sha1>,
+    recent: Mutex<RecentCodes>,
+}
+
+/// Codes by step, in [`RECENT_SLOTS`] slots chosen by the step number: room
+/// for the widest window (±10 steps) with no two of its steps in one slot.
+/// Wiped when the seed is dropped, like the seed.
+#[derive(Default)]
+struct RecentCodes {
+    slots: [RecentCode; RECENT_SLOTS],
+}
+
+impl Drop for RecentCodes {
+    fn drop(&mut self) {
+        for slot in &mut self.slots {
+            slot.code.zeroize();
+        }
+    }
+}
+
+const RECENT_SLOTS: usize = 32;
+
+/// `digits` is 0 in a slot not used yet: codes have 6 to 10 digits.
+#[derive(Default, Clone, Copy)]
+struct RecentCode {
+    step: u64,
+    digits: u32,
+    code: u64,
+}
+
+impl Clone for Seed {
+    fn clone(&self) -> Seed {
+        Seed {
+            bytes: self.bytes.clone(),
+            mac: self.mac.clone(),
+            recent: Mutex::default(),
+        }
+    }
+}
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SeedError {
@@ -62,14 +108,54 @@ impl Seed {
         if bits < MIN_SEED_BITS {
             return Err(SeedError::TooShort(bits));
         }
-        Ok(Seed(Zeroizing::new(bytes)))
+        let mac = Hmac::new_from_slice(&bytes).expect("HMAC takes keys of any length");
+        Ok(Seed {
+            bytes: Zeroizing::new(bytes),
+            mac,
+            recent: Mutex::default(),
+        })
     }
 
-    /// The code for time step `step` with `digits` digits, zero-padded.
+    /// The code for time step `step` with `digits` digits, zero-padded, as
+    /// text: what `generate` puts in a token. Computed by totp-lite, so that
+    /// the tests that verify generated tokens compare two implementations.
     pub fn code(&self, step: u64, digits: u32) -> Zeroizing<String> {
         // totp_custom divides the time by the step length; passing the step
         // number with a step length of 1 lets callers do the arithmetic once.
-        Zeroizing::new(totp_custom::<Sha1>(1, digits, &self.0, step))
+        Zeroizing::new(totp_custom::<Sha1>(1, digits, &self.bytes, step))
+    }
+
+    /// The code for time step `step` with `digits` digits (at most 10), as a
+    /// number: what verification compares. Computed once per step and
+    /// digits, and never allocates.
+    pub fn code_number(&self, step: u64, digits: u32) -> u64 {
+        // A panic cannot leave a slot half written: slots are plain values.
+        let mut recent = self.recent.lock().unwrap_or_else(|p| p.into_inner());
+        let slot = &mut recent.slots[(step % RECENT_SLOTS as u64) as usize];
+        if slot.step != step || slot.digits != digits {
+            *slot = RecentCode {
+                step,
+                digits,
+                code: self.compute_code(step, digits),
+            };
+        }
+        slot.code
+    }
+
+    /// RFC 4226 §5.3 dynamic truncation of HMAC-SHA1(seed, step), with the
+    /// prepared key.
+    fn compute_code(&self, step: u64, digits: u32) -> u64 {
+        let mut mac = self.mac.clone();
+        mac.update(&step.to_be_bytes());
+        let hash = mac.finalize().into_bytes();
+        let offset = usize::from(hash[19] & 0x0f);
+        let truncated = u32::from_be_bytes([
+            hash[offset],
+            hash[offset + 1],
+            hash[offset + 2],
+            hash[offset + 3],
+        ]) & 0x7fff_ffff;
+        u64::from(truncated) % 10u64.pow(digits)
     }
 }
 
@@ -101,8 +187,8 @@ mod tests {
     fn eighty_bit_seed_is_accepted_in_any_case_with_padding_and_spaces() {
         let upper = Seed::from_base32("XVGR73KMZH2M4XMY").unwrap();
         let messy = Seed::from_base32("xvgr 73km zh2m 4xmy====").unwrap();
-        assert_eq!(upper.0, messy.0);
-        assert_eq!(upper.0.len(), 10);
+        assert_eq!(upper.bytes, messy.bytes);
+        assert_eq!(upper.bytes.len(), 10);
     }
 
     #[test]
@@ -111,7 +197,7 @@ mod tests {
         assert_eq!(
             Seed::from_base32("JBSWY3DPEHPK3PXPJBSWY3DPEH")
                 .unwrap()
-                .0
+                .bytes
                 .len(),
             16
         );
@@ -131,6 +217,36 @@ mod tests {
     }
 
     #[test]
+    fn the_numeric_code_is_totp_lites_code_for_every_length() {
+        let seed = Seed::from_base32("GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ").unwrap();
+        for step in (0..2000).chain([u64::MAX - 1, u64::MAX]) {
+            for digits in 6..=10 {
+                let text = seed.code(step, digits);
+                assert_eq!(seed.code_number(step, digits), text.parse::<u64>().unwrap());
+            }
+        }
+    }
+
+    #[test]
+    fn a_remembered_code_is_given_only_for_its_own_step_and_length() {
+        let seed = Seed::from_base32("GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ").unwrap();
+        let step = 58_810_000;
+        let slots = RECENT_SLOTS as u64;
+        // Steps that share a slot, asked in turns, and lengths in turn.
+        for _ in 0..3 {
+            for (step, digits) in [(step, 8), (step + slots, 8), (step, 6), (step - slots, 10)] {
+                assert_eq!(
+                    seed.code_number(step, digits),
+                    seed.code(step, digits).parse::<u64>().unwrap(),
+                    "step {step}, {digits} digits"
+                );
+            }
+        }
+        // A clone starts with nothing remembered, and agrees.
+        assert_eq!(seed.clone().code_number(step, 8), seed.code_number(step, 8));
+    }
+
+    #[test]
     fn ten_digit_codes_are_zero_padded() {
         let seed = Seed::from_base32("GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ").unwrap();
         for step in 0..50 {
@@ -144,6 +260,6 @@ mod tests {
         let bytes = [0xA5u8; 20];
         let text = encode_base32(&bytes);
         assert_eq!(text.len(), 32);
-        assert_eq!(*Seed::from_base32(&text).unwrap().0, bytes);
+        assert_eq!(*Seed::from_base32(&text).unwrap().bytes, bytes);
     }
 }

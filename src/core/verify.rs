@@ -1,36 +1,16 @@
 //! Deciding whether a password is a valid token for a JID at a given time
 //! (docs/protocol.md §4 rules 1–3; replay is [`crate::core::replay`]'s job).
 
-use crate::core::token::{self, Token};
+use crate::core::token::{self, SigningKey, Token};
 use crate::core::totp::{self, Seed};
 use subtle::{Choice, ConditionallySelectable, ConstantTimeEq, ConstantTimeGreater};
 use zeroize::Zeroizing;
-
-/// A `token_secret`: its UTF-8 bytes are the HMAC key, as written.
-#[derive(Clone)]
-pub struct Secret(Zeroizing<String>);
-
-impl Secret {
-    pub fn new(text: String) -> Secret {
-        Secret(Zeroizing::new(text))
-    }
-
-    pub fn as_bytes(&self) -> &[u8] {
-        self.0.as_bytes()
-    }
-}
-
-impl std::fmt::Debug for Secret {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Secret(<redacted>)")
-    }
-}
 
 /// The secrets and seeds of one domain. The first of each is current (used
 /// to generate tokens); the others are still accepted, for key rotation.
 #[derive(Debug, Clone)]
 pub struct Keys {
-    pub secrets: Vec<Secret>,
+    pub secrets: Vec<SigningKey>,
     pub seeds: Vec<Seed>,
 }
 
@@ -105,12 +85,17 @@ pub fn verify<'a>(
     let token = Token::parse(password, params.otp_digits, params.nonce_digits)
         .map_err(Refusal::Malformed)?;
     let current = totp::step_at(now, params.otp_interval);
+    // Numbers, not text: no string is made per step (the grammar checked
+    // that the OTP is `otp_digits` ASCII digits, at most 10).
+    let otp = token
+        .otp()
+        .bytes()
+        .fold(0u64, |n, digit| n * 10 + u64::from(digit - b'0'));
     let mut otp_ok = Choice::from(0);
     let mut matched_step = 0u64;
     for seed in &keys.seeds {
         for step in current.saturating_sub(params.otp_window)..=current + params.otp_window {
-            let code = seed.code(step, params.otp_digits);
-            let equal = code.as_bytes().ct_eq(token.otp().as_bytes());
+            let equal = seed.code_number(step, params.otp_digits).ct_eq(&otp);
             // The latest matching step, should codes of two steps or seeds
             // coincide: the token stays valid, and remembered, until it ends.
             matched_step.conditional_assign(&step, equal & step.ct_gt(&matched_step));
@@ -120,7 +105,7 @@ pub fn verify<'a>(
 
     let mut signature_ok = Choice::from(0);
     for secret in &keys.secrets {
-        let expected = token::sign(secret.as_bytes(), token.digits, user, server);
+        let expected = secret.sign(token.digits, user, server);
         signature_ok |= expected[..].ct_eq(&token.signature[..]);
     }
 
@@ -154,7 +139,7 @@ pub fn generate(
 ) -> String {
     let otp = keys.seeds[0].code(totp::step_at(now, params.otp_interval), params.otp_digits);
     let digits = Zeroizing::new(format!("{}{nonce}", otp.as_str()));
-    let signature = token::sign(keys.secrets[0].as_bytes(), &digits, user, server);
+    let signature = keys.secrets[0].sign(&digits, user, server);
     token::format(&otp, nonce, &signature)
 }
 
@@ -170,7 +155,7 @@ pub(crate) mod tests {
 
     pub fn keys(secret: &str, seed: &str) -> Keys {
         Keys {
-            secrets: vec![Secret::new(secret.to_string())],
+            secrets: vec![SigningKey::new(secret.as_bytes())],
             seeds: vec![Seed::from_base32(seed).unwrap()],
         }
     }
@@ -291,7 +276,7 @@ pub(crate) mod tests {
         // (6 digits); seed AAAAAAAAAPCAKAAA gives it at 60647381 only. Found
         // by search, and listed so that the earlier match is seen last.
         let keys = Keys {
-            secrets: vec![Secret::new("secret-0123456789abc".into())],
+            secrets: vec![SigningKey::new(b"secret-0123456789abc")],
             seeds: vec![
                 Seed::from_base32("XVGR73KMZH2M4XMY").unwrap(),
                 Seed::from_base32("AAAAAAAAAPCAKAAA").unwrap(),
@@ -303,7 +288,7 @@ pub(crate) mod tests {
             ..TokenParams::default()
         };
         let now = 60_647_382 * 30;
-        let signature = token::sign(keys.secrets[0].as_bytes(), "6875261", "a", "b");
+        let signature = keys.secrets[0].sign("6875261", "a", "b");
         let token = token::format("687526", "1", &signature);
         let verified = verify(&keys, p, "a", "b", &token, now).unwrap();
         assert_eq!(verified.expires_at, (60_647_383 + 1 + 1) * 30);

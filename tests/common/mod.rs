@@ -12,8 +12,9 @@ use std::path::PathBuf;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use xmpp_token_auth::core::token::SigningKey;
 use xmpp_token_auth::core::totp::Seed;
-use xmpp_token_auth::core::verify::{self, Keys, Secret, TokenParams};
+use xmpp_token_auth::core::verify::{self, Keys, TokenParams};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_xmpp-token-auth");
 pub const SECRET: &str = "JYXEX4IQOEYFYQ2S3MC5P4ZT4SDHYEA7";
@@ -38,7 +39,7 @@ pub fn now() -> u64 {
 /// tell tokens apart by short nonces.
 pub fn token_with(secret: &str, seed: &str, jid: &str, nonce: &str, at: u64) -> String {
     let keys = Keys {
-        secrets: vec![Secret::new(secret.to_string())],
+        secrets: vec![SigningKey::new(secret.as_bytes())],
         seeds: vec![Seed::from_base32(seed).unwrap()],
     };
     let (user, server) = jid.split_once('@').unwrap();
