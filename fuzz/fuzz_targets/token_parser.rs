@@ -13,7 +13,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use xmpp_token_auth::core::token::{SigningKey, Token};
+use xmpp_token_auth::core::token::{self, SigningKey, Token};
 use xmpp_token_auth::core::totp::{self, Seed};
 use xmpp_token_auth::core::verify::{self, Keys, TokenParams};
 use xmpp_token_auth_fuzz::Bytes;
