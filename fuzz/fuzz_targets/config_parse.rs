@@ -100,8 +100,9 @@ fuzz_target!(|data: &[u8]| {
             assert!((1..=100_000_000).contains(&config.replay_cache_size));
             assert!(config.default_keys.is_some() || !config.domains.is_empty());
             for keys in config.default_keys.iter().chain(config.domains.values()) {
+                // (An empty secret is refused by name: a unit test of the
+                // parser; a prepared key no longer shows its length.)
                 assert!(!keys.secrets.is_empty() && !keys.seeds.is_empty());
-                assert!(keys.secrets.iter().all(|s| !s.as_bytes().is_empty()));
             }
             for domain in config.domains.keys() {
                 assert_eq!(*domain, domain.to_ascii_lowercase());
