@@ -9,7 +9,7 @@
 //! one, the answer may be too strict, never too lenient in practice, since
 //! the helper's packaging never sets them.
 
-use crate::core::config::{Config, PACKAGE_GROUP};
+use crate::core::config::{Config, EngineAddress, PACKAGE_GROUP};
 use crate::replay_store;
 use crate::sys::users::{self, Account};
 use std::os::unix::fs::MetadataExt;
@@ -24,6 +24,8 @@ pub enum Need {
     ReadWrite,
     /// Make a file in this folder (a replay store not made yet).
     CreateIn,
+    /// Connect to this Unix socket (a Redis engine's): write permission.
+    Connect,
 }
 
 /// A path the account cannot use, and the command that lets it.
@@ -47,11 +49,19 @@ impl std::fmt::Display for Denied {
 }
 
 /// Every file the helper reads or writes under `config`, and what it does
-/// with it: the configuration and key files are read; the replay store and
-/// its lock file are read and written, or made in their folder.
+/// with it: the configuration and key files (the engine's password file
+/// among them) are read, and the engine's CA file; the engine's Unix socket
+/// is connected to; the replay store and its lock file are read and
+/// written, or made in their folder.
 pub fn needs(config: &Config) -> Vec<(PathBuf, Need)> {
     let mut needs = vec![(config.path.clone(), Need::Read)];
     needs.extend(config.key_files.iter().map(|f| (f.clone(), Need::Read)));
+    if let Some(engine) = config.shared_engine() {
+        needs.extend(engine.ca_file.iter().map(|f| (f.clone(), Need::Read)));
+        if let EngineAddress::Unix(socket) = &engine.address {
+            needs.push((socket.clone(), Need::Connect));
+        }
+    }
     let files = config.log_file.iter().map(|log| (log.clone(), Need::Write));
     let store = config.shared_store().into_iter().flat_map(|store| {
         [store.path.clone(), replay_store::lock_path(&store.path)].map(|f| (f, Need::ReadWrite))
@@ -116,6 +126,15 @@ pub fn check(account: &Account, path: &Path, need: Need) -> Option<Denied> {
         }
     }
     match need {
+        // Before the engine starts, its socket is missing: no chmod helps.
+        Need::Connect if std::fs::symlink_metadata(path).is_err() => Some(Denied {
+            path: path.to_owned(),
+            problem: "is not there: the engine makes it when it starts (its unixsocket \
+                      setting)"
+                .into(),
+            fix: "start the engine, or correct the path in replay_store".into(),
+        }),
+        Need::Connect => check_one(account, path, W, "connect to"),
         Need::Read => check_one(account, path, R, "read"),
         Need::Write => check_one(account, path, W, "write"),
         Need::ReadWrite => check_one(account, path, R | W, "read and write"),

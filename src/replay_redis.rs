@@ -9,14 +9,19 @@
 //! `until` minus now), never an absolute PXAT, so that clocks of the nodes and
 //! of the engine need not agree.
 //!
-//! Each helper keeps one connection. A failure drops it; the next request
-//! reconnects, at once the first time (an engine restart closes idle
-//! connections), then with a growing pause during which requests are
-//! refused at once: no reply ever waits longer than the timeout for a
-//! connection, and one more for its command. While the engine cannot be
-//! reached, tokens are refused ([`ReplayError::Store`], an alarm naming the
-//! cause), or with `replay_store_fallback = "local"` checked against the
-//! process's own [`ReplayCache`] and written to the engine once it is back.
+//! Each helper keeps one connection. One request spends at most
+//! `replay_store_timeout_ms` on the engine in all, whatever fails: one
+//! deadline bounds connecting and the command, and a connection is made on
+//! a thread of its own (at most one at a time) that the request waits for
+//! only until its deadline, since neither a host name's lookup nor a Unix
+//! socket's connection has a timeout of its own. A connection that comes
+//! too late is kept for the next request. A failure drops the connection;
+//! the next request reconnects, at once the first time (an engine restart
+//! closes idle connections), then after a growing pause during which
+//! requests are refused at once. While the engine cannot be reached, tokens
+//! are refused ([`ReplayError::Store`], an alarm naming the cause), or with
+//! `replay_store_fallback = "local"` checked against the process's own
+//! [`ReplayCache`] and written to the engine once it is back.
 
 use crate::core::config::{EngineAddress, EngineFallback, ReplayEngine};
 use crate::core::replay::{self, Key, ReplayCache, ReplayError, ReplayMemory, TokenId};
@@ -25,6 +30,7 @@ use redis::{
 };
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, TryRecvError};
 use std::time::{Duration, Instant};
 
 /// First pause after a failed reconnection; it doubles up to [`MAX_PAUSE`].
@@ -34,6 +40,10 @@ const MAX_PAUSE: Duration = Duration::from_secs(2);
 const CA_FILE_MAX: u64 = 1 << 20;
 /// Lifetime of `check-config --connect`'s probe key.
 const PROBE_LIFETIME_MS: u64 = 5000;
+/// Keys written back per request once the engine is back.
+const WRITE_BACK_BATCH: usize = 1000;
+/// Less time than this left: the command is not sent.
+const MIN_COMMAND_TIME: Duration = Duration::from_millis(1);
 /// How often "degraded" is said again while it lasts.
 const NOTICE_INTERVAL: Duration = Duration::from_secs(60);
 
@@ -67,7 +77,11 @@ pub struct RedisStore {
     prefix: String,
     timeout: Duration,
     client: Client,
+    /// What error messages need to name the fix.
+    context: Context,
     connection: Option<Connection>,
+    /// The connection being made, on its own thread.
+    connecting: Option<Receiver<Result<Connection, String>>>,
     /// No connection is tried before this, after a failure.
     pause_until: Option<Instant>,
     pause: Duration,
@@ -76,6 +90,31 @@ pub struct RedisStore {
     /// `replay_store_fallback = "local"`.
     local: Option<Local>,
     notices: Option<Notices>,
+}
+
+/// What an error message names besides the engine.
+#[derive(Debug, Clone)]
+struct Context {
+    timeout: Duration,
+    /// The ACL user: `replay_store_username`, or Redis's `default`.
+    user: String,
+    prefix: String,
+    host: Option<String>,
+    ca_file: Option<PathBuf>,
+}
+
+/// The command a failure happened in, for messages.
+#[derive(Debug, Clone, Copy)]
+struct Step<'a> {
+    command: &'static str,
+    key: Option<&'a str>,
+}
+
+impl Step<'_> {
+    const CONNECT: Step<'static> = Step {
+        command: "AUTH",
+        key: None,
+    };
 }
 
 /// The process's own memory for `replay_store_fallback = "local"`.
@@ -154,12 +193,25 @@ impl RedisStore {
             degraded: None,
             capacity,
         });
+        let timeout = Duration::from_millis(engine.timeout_ms);
+        let context = Context {
+            timeout,
+            user: engine.username.clone().unwrap_or_else(|| "default".into()),
+            prefix: engine.key_prefix.clone(),
+            host: match &engine.address {
+                EngineAddress::Tcp { host, .. } => Some(host.clone()),
+                EngineAddress::Unix(_) => None,
+            },
+            ca_file: engine.ca_file.clone(),
+        };
         Ok(RedisStore {
             name,
             prefix: engine.key_prefix.clone(),
-            timeout: Duration::from_millis(engine.timeout_ms),
+            timeout,
             client,
+            context,
             connection: None,
+            connecting: None,
             pause_until: None,
             pause: Duration::ZERO,
             last_error: None,
@@ -194,17 +246,31 @@ impl RedisStore {
     /// only (`verify`).
     pub fn was_used(&mut self, id: &TokenId) -> Result<bool, EngineError> {
         let key = self.key_name(&replay::key(id));
-        self.run(|c| redis::cmd("EXISTS").arg(&key).query::<i64>(c))
-            .map(|n| n > 0)
-            .map_err(|message| self.error(message))
+        let step = Step {
+            command: "EXISTS",
+            key: Some(&key),
+        };
+        let deadline = Instant::now() + self.timeout;
+        self.run(deadline, step, |c| {
+            redis::cmd("EXISTS").arg(&key).query::<i64>(c)
+        })
+        .map(|n| n > 0)
+        .map_err(|message| self.error(message))
     }
 
     /// `check-config --connect`: `PING`, then a `SET` of a probe key under
-    /// the prefix that expires in a few seconds. Returns what was done.
+    /// the prefix that expires in a few seconds, and an `EXISTS` of it: what
+    /// a helper and `verify` need. Returns what was done.
     pub fn probe(&mut self) -> Result<String, EngineError> {
         let started = Instant::now();
+        let ping = Step {
+            command: "PING",
+            key: None,
+        };
         let pong = self
-            .run(|c| redis::cmd("PING").query::<String>(c))
+            .run(started + self.timeout, ping, |c| {
+                redis::cmd("PING").query::<String>(c)
+            })
             .map_err(|message| self.error(message))?;
         let ping = started.elapsed();
         let mut random = [0u8; 8];
@@ -213,8 +279,12 @@ impl RedisStore {
         for byte in random {
             let _ = write!(key, "{byte:02x}");
         }
-        let set = self
-            .run(|c| {
+        let set = Step {
+            command: "SET",
+            key: Some(&key),
+        };
+        let written = self
+            .run(Instant::now() + self.timeout, set, |c| {
                 redis::cmd("SET")
                     .arg(&key)
                     .arg(1)
@@ -224,16 +294,31 @@ impl RedisStore {
                     .query::<Option<String>>(c)
             })
             .map_err(|message| self.error(message))?;
-        match set {
-            Some(_) => Ok(format!(
-                "PING answered {pong} in {} ms; a probe key {key} was written (gone in {} s)",
-                ping.as_millis(),
-                PROBE_LIFETIME_MS / 1000
-            )),
-            None => Err(self.error(format!(
+        if written.is_none() {
+            return Err(self.error(format!(
                 "the probe key {key} already existed: another program writes under the prefix"
-            ))),
+            )));
         }
+        let exists = Step {
+            command: "EXISTS",
+            key: Some(&key),
+        };
+        let found = self
+            .run(Instant::now() + self.timeout, exists, |c| {
+                redis::cmd("EXISTS").arg(&key).query::<i64>(c)
+            })
+            .map_err(|message| self.error(message))?;
+        if found != 1 {
+            return Err(self.error(format!(
+                "the probe key {key} was written but is not there: the engine drops keys \
+                 (maxmemory-policy, or a replica answering): keys must live their whole lifetime"
+            )));
+        }
+        Ok(format!(
+            "PING answered {pong} in {} ms; a probe key {key} was written and found (gone in {} s)",
+            ping.as_millis(),
+            PROBE_LIFETIME_MS / 1000
+        ))
     }
 
     fn error(&self, message: String) -> EngineError {
@@ -244,45 +329,55 @@ impl RedisStore {
         }
     }
 
-    /// Runs one command on the connection, connecting first if needed.
-    /// A failure drops the connection; on a connection that had worked, a
-    /// failure other than a timeout is tried once more on a fresh one (the
-    /// engine restarted and closed it). Returns the cause in words.
+    /// Runs one command on the connection, connecting first if needed, by
+    /// `deadline`. A failure drops the connection; on a connection that
+    /// had worked, a failure other than a timeout or an engine's error is
+    /// tried once more on a fresh one (the engine restarted and closed it),
+    /// within the same deadline. Returns the cause in words.
     fn run<T>(
         &mut self,
+        deadline: Instant,
+        step: Step<'_>,
         mut command: impl FnMut(&mut Connection) -> Result<T, RedisError>,
     ) -> Result<T, String> {
         for attempt in 0..2 {
-            let fresh = self.connection.is_none();
-            let connection = match &mut self.connection {
-                Some(connection) => connection,
+            let fresh = match self.connection {
+                Some(_) => false,
                 None => {
-                    if let Some(until) = self.pause_until
-                        && Instant::now() < until
-                    {
-                        return Err(self
-                            .last_error
-                            .clone()
-                            .unwrap_or_else(|| "not connected".into()));
-                    }
-                    match self.connect() {
-                        Ok(connection) => self.connection.insert(connection),
-                        Err(e) => return Err(self.failed(e)),
-                    }
+                    let (connection, fresh) = self.connect(deadline)?;
+                    self.connection = Some(connection);
+                    fresh
                 }
             };
-            match command(connection) {
+            let Some(connection) = &mut self.connection else {
+                unreachable!("connected above")
+            };
+            let Some(left) = deadline
+                .checked_duration_since(Instant::now())
+                .filter(|left| *left >= MIN_COMMAND_TIME)
+            else {
+                // The connection is good; this request has no time left.
+                return Err(self.context.no_answer());
+            };
+            let timeouts = connection
+                .set_read_timeout(Some(left))
+                .and_then(|()| connection.set_write_timeout(Some(left)));
+            let result = timeouts.and_then(|()| command(connection));
+            match result {
                 Ok(value) => {
                     self.pause = Duration::ZERO;
                     self.pause_until = None;
                     self.last_error = None;
                     return Ok(value);
                 }
+                // The engine said no; the connection is in step still.
+                Err(e) if is_server_error(&e) => {
+                    return Err(self.failed(self.context.explain(&e, step)));
+                }
                 Err(e) => {
                     self.connection = None;
-                    let retry = attempt == 0 && !fresh && !e.is_timeout() && !is_server_error(&e);
-                    if !retry {
-                        return Err(self.failed(explain(&e, self.timeout)));
+                    if attempt == 1 || fresh || e.is_timeout() {
+                        return Err(self.failed(self.context.explain(&e, step)));
                     }
                 }
             }
@@ -290,16 +385,65 @@ impl RedisStore {
         unreachable!("the second attempt returns")
     }
 
-    fn connect(&self) -> Result<Connection, String> {
-        let connection = self
-            .client
-            .get_connection_with_timeout(self.timeout)
-            .map_err(|e| explain(&e, self.timeout))?;
-        connection
-            .set_read_timeout(Some(self.timeout))
-            .and_then(|()| connection.set_write_timeout(Some(self.timeout)))
-            .map_err(|e| explain(&e, self.timeout))?;
-        Ok(connection)
+    /// A connection by `deadline`, and whether it was made for this
+    /// request (rather than by an attempt an earlier request gave up on).
+    fn connect(&mut self, deadline: Instant) -> Result<(Connection, bool), String> {
+        if let Some(receiver) = &self.connecting {
+            match receiver.try_recv() {
+                Ok(Ok(connection)) => {
+                    self.connecting = None;
+                    return Ok((connection, false));
+                }
+                Ok(Err(message)) => {
+                    self.connecting = None;
+                    self.failed(message);
+                }
+                Err(TryRecvError::Empty) => {}
+                Err(TryRecvError::Disconnected) => self.connecting = None,
+            }
+        }
+        if let Some(until) = self.pause_until
+            && Instant::now() < until
+        {
+            return Err(self
+                .last_error
+                .clone()
+                .unwrap_or_else(|| "not connected".into()));
+        }
+        let receiver = match self.connecting.take() {
+            Some(receiver) => receiver,
+            None => self.start_connecting()?,
+        };
+        let left = deadline.saturating_duration_since(Instant::now());
+        match receiver.recv_timeout(left) {
+            Ok(Ok(connection)) => Ok((connection, true)),
+            Ok(Err(message)) => Err(self.failed(message)),
+            Err(RecvTimeoutError::Timeout) => {
+                self.connecting = Some(receiver);
+                Err(self.failed(self.context.no_connection()))
+            }
+            Err(RecvTimeoutError::Disconnected) => {
+                Err(self.failed("the thread connecting to the engine ended without a word".into()))
+            }
+        }
+    }
+
+    /// Connects on a thread of its own, which ends by itself: no later than
+    /// the timeout after the host name is looked up.
+    fn start_connecting(&mut self) -> Result<Receiver<Result<Connection, String>>, String> {
+        let (sender, receiver) = mpsc::sync_channel(1);
+        let client = self.client.clone();
+        let context = self.context.clone();
+        std::thread::Builder::new()
+            .name("replay-engine-connect".into())
+            .spawn(move || {
+                let connection = client
+                    .get_connection_with_timeout(context.timeout)
+                    .map_err(|e| context.explain(&e, Step::CONNECT));
+                let _ = sender.send(connection);
+            })
+            .map_err(|e| self.failed(format!("cannot start a thread to connect: {e}")))?;
+        Ok(receiver)
     }
 
     /// Notes a failure: no connection is tried again for a while.
@@ -310,9 +454,15 @@ impl RedisStore {
         message
     }
 
-    fn set(&mut self, key: &Key, lifetime_ms: u64) -> Result<bool, String> {
+    fn set(&mut self, deadline: Instant, key: &Key, lifetime_ms: u64) -> Result<bool, String> {
         let name = self.key_name(key);
-        self.run(|c| {
+        // Not the key: a cause naming it would differ for every token, and
+        // the log groups repeated alarms by their cause.
+        let step = Step {
+            command: "SET",
+            key: None,
+        };
+        self.run(deadline, step, |c| {
             redis::cmd("SET")
                 .arg(&name)
                 .arg(1)
@@ -324,40 +474,66 @@ impl RedisStore {
         .map(|reply| reply.is_some())
     }
 
-    /// Writes what was accepted locally while the engine was away; keeps
-    /// what could not be written.
-    fn write_back(&mut self, now: u64) {
+    /// Writes what was accepted locally while the engine was away, in one
+    /// round trip of at most [`WRITE_BACK_BATCH`] keys, within what is left
+    /// of this request's time; keeps what could not be written.
+    fn write_back(&mut self, deadline: Instant, now: u64) {
         let Some(local) = &mut self.local else {
             return;
         };
-        let pending = std::mem::take(&mut local.pending);
-        let count = pending.len();
-        let mut left = Vec::new();
+        local.pending.retain(|&(_, until)| now < until);
+        if local.pending.is_empty() {
+            return;
+        }
+        let batch: Vec<(Key, u64)> = local
+            .pending
+            .iter()
+            .take(WRITE_BACK_BATCH)
+            .copied()
+            .collect();
+        let mut pipe = redis::pipe();
+        pipe.ignore_errors();
+        for (key, until) in &batch {
+            pipe.cmd("SET")
+                .arg(self.key_name(key))
+                .arg(1)
+                .arg("NX")
+                .arg("PX")
+                .arg((until - now) * 1000);
+        }
+        let step = Step {
+            command: "SET",
+            key: None,
+        };
+        let Ok(replies) = self.run(deadline, step, |c| {
+            pipe.query::<Vec<Result<Option<String>, RedisError>>>(c)
+        }) else {
+            return;
+        };
+        let mut done = Vec::new();
         let mut known = 0;
-        for (key, until) in pending {
-            if until <= now {
-                continue;
-            }
-            if !left.is_empty() {
-                left.push((key, until));
-                continue;
-            }
-            match self.set(&key, (until - now) * 1000) {
-                Ok(true) => {}
-                Ok(false) => known += 1,
-                Err(_) => left.push((key, until)),
+        for ((key, _), reply) in batch.iter().zip(&replies) {
+            match reply {
+                Ok(Some(_)) => done.push(*key),
+                Ok(None) => {
+                    known += 1;
+                    done.push(*key);
+                }
+                Err(_) => {}
             }
         }
-        let written = count - left.len();
-        if let Some(local) = &mut self.local {
-            local.pending = left;
-        }
-        if written > 0 || known > 0 {
+        let Some(local) = &mut self.local else {
+            return;
+        };
+        local.pending.retain(|(key, _)| !done.contains(key));
+        let left = local.pending.len();
+        if !done.is_empty() {
             self.notice(&format!(
-                "cluster replay protection restored: {} wrote {written} tokens accepted \
+                "cluster replay protection restored: {} wrote {} tokens accepted \
                  while it was unreachable ({known} of them were already there: accepted \
-                 on another node too)",
-                self.name
+                 on another node too; {left} left to write)",
+                self.name,
+                done.len()
             ));
         }
     }
@@ -418,6 +594,7 @@ impl RedisStore {
 
 impl ReplayMemory for RedisStore {
     fn record(&mut self, id: &TokenId, now: u64, until: u64) -> Result<(), ReplayError> {
+        let deadline = Instant::now() + self.timeout;
         let key = replay::key(id);
         if let Some(local) = &self.local
             && local.cache.contains(&key, now)
@@ -425,25 +602,24 @@ impl ReplayMemory for RedisStore {
             // Accepted here while the engine was away, maybe not written yet.
             return Err(ReplayError::Replayed);
         }
-        if self.local.as_ref().is_some_and(|l| !l.pending.is_empty()) && self.connection.is_some() {
-            self.write_back(now);
-        }
         let lifetime_ms = until.saturating_sub(now).max(1) * 1000;
-        match self.set(&key, lifetime_ms) {
-            Ok(true) => {
-                if let Some(local) = &mut self.local {
-                    if local.degraded.take().is_some() || !local.pending.is_empty() {
-                        self.write_back(now);
-                    }
-                    if let Some(local) = &mut self.local {
-                        local.cache.remember(key, until);
-                    }
-                }
-                Ok(())
-            }
+        let verdict = match self.set(deadline, &key, lifetime_ms) {
+            Ok(true) => Ok(()),
             Ok(false) => Err(ReplayError::Replayed),
-            Err(cause) => self.record_locally(key, now, until, cause),
+            Err(cause) => return self.record_locally(key, now, until, cause),
+        };
+        // The engine answers again: what was accepted without it goes to it,
+        // with this request's time left.
+        if let Some(local) = &mut self.local {
+            local.degraded = None;
+            if verdict.is_ok() {
+                local.cache.remember(key, until);
+            }
+            if !local.pending.is_empty() {
+                self.write_back(deadline, now);
+            }
         }
+        verdict
     }
 }
 
@@ -487,51 +663,110 @@ fn is_server_error(e: &RedisError) -> bool {
     ) || e.code().is_some()
 }
 
-/// A client error in words an operator can act on.
-fn explain(e: &RedisError, timeout: Duration) -> String {
-    let ms = timeout.as_millis();
-    if e.is_timeout() {
-        return format!(
-            "no answer within {ms} ms (replay_store_timeout_ms): the engine is down, \
-             overloaded or unreachable"
-        );
+impl Context {
+    fn no_answer(&self) -> String {
+        format!(
+            "no answer within {} ms (replay_store_timeout_ms): the engine is down, \
+             overloaded or unreachable",
+            self.timeout.as_millis()
+        )
     }
-    if e.is_connection_refusal() {
-        return format!("cannot connect: {e}; is the engine running and listening there?");
-    }
-    match (e.kind(), e.code()) {
-        (redis::ErrorKind::AuthenticationFailed, _) | (_, Some("WRONGPASS")) => {
-            "the engine refused the user name or password: check replay_store_username and \
-             the file named by replay_store_password_file"
-                .into()
-        }
-        (_, Some("NOAUTH")) => {
-            "the engine requires a password: put it in a file named by replay_store_password_file"
-                .into()
-        }
-        (_, Some("NOPERM")) => format!(
-            "the engine's ACL user may not do this: {e}; it needs SET, EXISTS and PING on the \
-             keys under replay_key_prefix"
-        ),
-        (_, Some("READONLY")) => "the engine is a read-only replica: point replay_store at the \
-                                  primary"
-            .into(),
-        (_, Some("OOM")) => format!(
-            "the engine is out of memory: {e}; raise its maxmemory (and keep \
-             maxmemory-policy noeviction, or volatile-ttl)"
-        ),
-        (_, Some("LOADING")) => "the engine is loading its data set after a restart: wait".into(),
-        _ => {
-            let text = e.to_string();
-            if text.contains("certificate") || text.contains("Certificate") {
-                format!(
-                    "TLS failed: {text}; the engine's certificate must be signed by a CA of the \
-                     system's store or of replay_store_ca_file, and name the host of the URL"
-                )
-            } else {
-                text
+
+    fn no_connection(&self) -> String {
+        let lookup = match &self.host {
+            Some(host) if host.parse::<std::net::IpAddr>().is_err() => {
+                format!(", or the lookup of {host} is slow")
             }
+            _ => String::new(),
+        };
+        format!(
+            "no connection within {} ms (replay_store_timeout_ms): the engine is down, \
+             overloaded or unreachable{lookup}",
+            self.timeout.as_millis()
+        )
+    }
+
+    /// A client error in words an operator can act on.
+    fn explain(&self, e: &RedisError, step: Step<'_>) -> String {
+        let user = &self.user;
+        let prefix = &self.prefix;
+        if e.is_timeout() {
+            return self.no_answer();
         }
+        if e.is_connection_refusal() {
+            return format!("cannot connect: {e}; is the engine running and listening there?");
+        }
+        let text = e.to_string();
+        match (e.kind(), e.code()) {
+            (redis::ErrorKind::AuthenticationFailed, _) | (_, Some("WRONGPASS")) => format!(
+                "the engine refused the user name or password (ACL user {user}): check \
+                 replay_store_username and the file named by replay_store_password_file"
+            ),
+            (_, Some("NOAUTH")) => "the engine requires a password: put it in a file named by \
+                                    replay_store_password_file"
+                .into(),
+            (_, Some("NOPERM")) if text.contains("key") => {
+                let key = step.key.map_or_else(
+                    || format!("the keys under {prefix}"),
+                    |key| format!("the key {key}"),
+                );
+                format!(
+                    "the engine's ACL user {user} may not use {key} ({text}): its key patterns \
+                     must cover replay_key_prefix \"{prefix}\"; on the engine: \
+                     ACL SETUSER {user} ~{prefix}*"
+                )
+            }
+            (_, Some("NOPERM")) => format!(
+                "the engine's ACL user {user} may not run {} ({text}): a helper needs SET, and \
+                 verify and check-config EXISTS and PING, on the keys under replay_key_prefix \
+                 \"{prefix}\"; on the engine: ACL SETUSER {user} +set +exists +ping ~{prefix}*",
+                step.command
+            ),
+            (_, Some("READONLY")) => "the engine is a read-only replica: point replay_store at \
+                                      the primary"
+                .into(),
+            (_, Some("OOM")) => format!(
+                "the engine is out of memory: {e}; raise its maxmemory (and keep \
+                 maxmemory-policy noeviction, or volatile-ttl)"
+            ),
+            (_, Some("LOADING")) => {
+                "the engine is loading its data set after a restart: wait".into()
+            }
+            _ if text.contains("certificate") || text.contains("Certificate") => {
+                self.explain_tls(&text)
+            }
+            _ => text,
+        }
+    }
+
+    fn explain_tls(&self, text: &str) -> String {
+        let host = self.host.as_deref().unwrap_or("?");
+        let why = if text.contains("UnknownIssuer") {
+            match &self.ca_file {
+                Some(ca) => format!(
+                    "the engine's certificate is not signed by the CA of replay_store_ca_file \
+                     ({}): name the CA that signed it",
+                    ca.display()
+                ),
+                None => "the engine's certificate is not signed by a CA of the system's store: \
+                         name the CA that signed it in replay_store_ca_file"
+                    .into(),
+            }
+        } else if text.contains("NotValidForName") || text.contains("not valid for name") {
+            format!(
+                "the engine's certificate does not name {host}, the host of replay_store: \
+                 use a name it carries, or give it a certificate for {host}"
+            )
+        } else if text.contains("Expired") || text.contains("NotValidYet") {
+            "the engine's certificate is out of its validity period (or this machine's clock \
+             is wrong)"
+                .into()
+        } else {
+            "the engine's certificate must be signed by a CA of the system's store or of \
+             replay_store_ca_file, and name the host of the URL"
+                .into()
+        };
+        format!("TLS failed, the engine is not trusted: {why} ({text})")
     }
 }
 
@@ -608,6 +843,51 @@ mod tests {
         let said = said.lock().unwrap();
         assert_eq!(said.len(), 1, "{said:?}");
         assert!(said[0].starts_with("cluster replay protection degraded"));
+    }
+
+    /// A TCP engine that takes `auth_after` to accept the password (none
+    /// when `None`), then never answers.
+    fn silent_engine(auth_after: Duration) -> String {
+        use std::io::{Read, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("redis://{}/0", listener.local_addr().unwrap());
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let mut stream = stream.unwrap();
+                std::thread::spawn(move || {
+                    let mut buf = [0; 1024];
+                    let _ = stream.read(&mut buf);
+                    std::thread::sleep(auth_after);
+                    let _ = stream.write_all(b"+OK\r\n");
+                    while stream.read(&mut buf).is_ok_and(|n| n > 0) {}
+                });
+            }
+        });
+        url
+    }
+
+    /// Connecting takes most of the timeout, and the command gets no
+    /// answer: the request still ends within the timeout, not after
+    /// connecting plus a whole command timeout.
+    #[test]
+    fn one_request_spends_at_most_the_timeout_on_the_engine() {
+        let url = silent_engine(Duration::from_millis(150));
+        let mut settings = engine(&url);
+        settings.timeout_ms = 200;
+        settings.password = Some(zeroize::Zeroizing::new("password".into()));
+        let mut store = RedisStore::open(&settings, 10).unwrap();
+        for n in 0..3 {
+            let started = Instant::now();
+            let result = store.record(&id("a", &n.to_string()), 100, 190);
+            let took = started.elapsed();
+            assert!(matches!(&result, Err(ReplayError::Store(_))), "{result:?}");
+            assert!(
+                took < Duration::from_millis(230),
+                "request {n} took {took:?}"
+            );
+            // After the pause, so that each request tries again.
+            std::thread::sleep(MAX_PAUSE.min(Duration::from_millis(300)));
+        }
     }
 
     #[test]
