@@ -14,7 +14,7 @@ use xmpp_token_auth::config_file::{self, Watch};
 use xmpp_token_auth::core::config::ConfigError;
 use xmpp_token_auth::core::config::PACKAGE_GROUP;
 use xmpp_token_auth::core::config::{
-    Config, EngineFallback, ListenSettings, LogTarget, ProtocolChoice,
+    Config, EngineAddress, EngineFallback, ListenSettings, LogTarget, ProtocolChoice, ReplayEngine,
 };
 use xmpp_token_auth::core::helper::{self, Helper, Reason, Service};
 use xmpp_token_auth::core::replay::{ReplayError, ReplayMemory, TokenId};
@@ -606,14 +606,64 @@ fn probe_engine(config: &Config) -> Result<String, Error> {
     Err(no_engine_support(config))
 }
 
+/// `check-config` without `--connect`: the engine's client can be made (a
+/// CA file that cannot be used is an error), nothing is sent.
+#[cfg(feature = "redis")]
+fn engine_usable(config: &Config) -> Result<(), Error> {
+    connect_replay_engine(config).map(drop).map_err(|(e, _)| e)
+}
+
+#[cfg(not(feature = "redis"))]
+fn engine_usable(config: &Config) -> Result<(), Error> {
+    Err(no_engine_support(config))
+}
+
+/// `check-config`'s lines for a Redis engine: where, how, and what a
+/// helper does while it is unreachable. The replay memory's size matters
+/// only for `replay_store_fallback = "local"`.
+fn engine_summary(engine: &ReplayEngine, capacity: usize) -> String {
+    let user = engine.username.as_deref().unwrap_or("default");
+    let password = match engine.password {
+        Some(_) => "with a password",
+        None => "without a password",
+    };
+    let tls = match (&engine.address, &engine.ca_file) {
+        (EngineAddress::Tcp { tls: true, .. }, Some(ca)) => {
+            format!(", TLS trusting the CA of {}", ca.display())
+        }
+        (EngineAddress::Tcp { tls: true, .. }, None) => ", TLS trusting the system's CAs".into(),
+        _ => String::new(),
+    };
+    let outage = match engine.fallback {
+        EngineFallback::None => "tokens are refused while the engine is unreachable \
+                                 (replay_store_fallback = \"none\")"
+            .to_string(),
+        EngineFallback::Local => format!(
+            "while the engine is unreachable, each helper checks tokens against its own memory \
+             of up to {capacity} live tokens, so one may be accepted once by each helper, and \
+             writes them to the engine once it is back (replay_store_fallback = \"local\")"
+        ),
+    };
+    format!(
+        "  replay:   on, in the engine {} shared by every node: keys {}…, timeout {} ms, \
+         ACL user {user} {password}{tls}\n  outage:   {outage}",
+        engine.address, engine.key_prefix, engine.timeout_ms
+    )
+}
+
 /// Summarises a valid configuration; the replay store is looked at, never
 /// touched. With `connect`, a Redis engine is tried: `PING`, and one probe
-/// key that expires in seconds.
+/// key that expires in seconds; without, its client is only made (a CA
+/// file that cannot be used is said).
 pub fn check_config(config: &Config, user: Option<&str>, connect: bool) -> Result<(), Error> {
     let snapshot = read_replay_store(config)?;
     let probed = match config.shared_engine() {
         Some(_) if connect => Some(probe_engine(config)?),
-        _ => None,
+        Some(_) => {
+            engine_usable(config)?;
+            None
+        }
+        None => None,
     };
     let tokens = config.tokens;
     println!("{}: OK", config.path.display());
@@ -622,43 +672,35 @@ pub fn check_config(config: &Config, user: Option<&str>, connect: bool) -> Resul
         "  tokens:   {} OTP digits, {} s steps, ±{} steps, nonces of {} digits",
         tokens.otp_digits, tokens.otp_interval, tokens.otp_window, tokens.nonce_digits
     );
-    if config.replay_protection {
-        let memory = match (&config.replay_store, snapshot, &config.replay_engine) {
-            (_, _, Some(engine)) => {
-                let fallback = match engine.fallback {
-                    EngineFallback::None => "refusing tokens while it is unreachable",
-                    EngineFallback::Local => {
-                        "this process's memory while it is unreachable (replay_store_fallback = \"local\")"
-                    }
-                };
-                let mut text = format!(
-                    "the engine {} shared by every node (keys {}…, timeout {} ms, {fallback})",
-                    engine.address, engine.key_prefix, engine.timeout_ms
-                );
-                match &probed {
-                    Some(said) => text.push_str(&format!("\n  engine:   {said}")),
-                    None => text
-                        .push_str("\n  engine:   not contacted; `check-config --connect` tries it"),
-                }
-                text
+    match (&config.replay_store, snapshot, config.shared_engine()) {
+        _ if !config.replay_protection => {
+            println!("  replay:   OFF: a token can be used again until it expires");
+        }
+        (_, _, Some(engine)) => {
+            println!("{}", engine_summary(engine, config.replay_cache_size));
+            match &probed {
+                Some(said) => println!("  engine:   {said}"),
+                None => println!("  engine:   not contacted; `check-config --connect` tries it"),
             }
-            (Some(store), Some(snapshot), None) if snapshot.exists() => format!(
-                "shared store {} ({} tokens remembered now)",
-                store.path.display(),
-                snapshot.live_records(unix_now())
-            ),
-            (Some(store), _, None) => format!(
-                "shared store {} (made by the first helper that starts)",
-                store.path.display()
-            ),
-            (None, _, None) => "this process's memory".to_string(),
-        };
-        println!(
-            "  replay:   on, up to {} live tokens, in {memory}",
-            config.replay_cache_size
-        );
-    } else {
-        println!("  replay:   OFF: a token can be used again until it expires");
+        }
+        (store, snapshot, None) => {
+            let memory = match (store, snapshot) {
+                (Some(store), Some(snapshot)) if snapshot.exists() => format!(
+                    "shared store {} ({} tokens remembered now)",
+                    store.path.display(),
+                    snapshot.live_records(unix_now())
+                ),
+                (Some(store), _) => format!(
+                    "shared store {} (made by the first helper that starts)",
+                    store.path.display()
+                ),
+                (None, _) => "this process's memory".to_string(),
+            };
+            println!(
+                "  replay:   on, up to {} live tokens, in {memory}",
+                config.replay_cache_size
+            );
+        }
     }
     println!("  isuser:   {}", config.isuser);
     println!("  protocol: {}", config.protocol);
