@@ -535,6 +535,41 @@ fn a_paused_engine_delays_no_reply_beyond_the_timeout() {
     eprintln!("slowest reply while the engine was paused: {slowest:?} (timeout {TIMEOUT_MS} ms)");
 }
 
+/// A Unix socket whose queue of connections is full: connecting blocks,
+/// with no timeout of its own (as with an engine that stopped accepting);
+/// replies still come within the timeout (they never came before: the
+/// helper waited in connect).
+#[test]
+fn a_unix_socket_that_never_accepts_delays_no_reply_beyond_the_timeout() {
+    use std::os::fd::AsRawFd;
+    use std::os::unix::net::{UnixListener, UnixStream};
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("redis.sock");
+    let listener = UnixListener::bind(&path).unwrap();
+    // SAFETY: listen again on our own socket, to make its queue one long.
+    assert_eq!(unsafe { libc::listen(listener.as_raw_fd(), 0) }, 0);
+    let queued = UnixStream::connect(&path).unwrap();
+    let setup = Setup::new(&format!(
+        "replay_store = \"unix://{}\"\nreplay_store_timeout_ms = 100\nlog = \"stderr\"\n",
+        path.display()
+    ));
+    let mut helper = Helper::start(&setup);
+    let mut slowest = Duration::ZERO;
+    for n in 0..6 {
+        let started = Instant::now();
+        assert!(!helper.auth(&token(ALICE, &format!("84{n}")), "socket full"));
+        let took = started.elapsed();
+        slowest = slowest.max(took);
+        assert!(took < Duration::from_millis(200), "reply {n} took {took:?}");
+        std::thread::sleep(Duration::from_millis(150));
+    }
+    drop(queued);
+    drop(listener);
+    let log = helper.stop();
+    assert!(log.contains("no connection within 100 ms"), "{log}");
+    eprintln!("slowest reply while the socket never accepted: {slowest:?} (timeout 100 ms)");
+}
+
 /// A node of a TLS engine, trusting `ca` (none: the system's store).
 fn tls_node(engine: &Engine, ca: Option<&Path>, extra: &str) -> Setup {
     let ca = ca.map_or(String::new(), |ca| {
