@@ -593,9 +593,16 @@ impl RedisStore {
 }
 
 impl ReplayMemory for RedisStore {
-    fn record(&mut self, id: &TokenId, now: u64, until: u64) -> Result<(), ReplayError> {
+    /// The local memory of `replay_store_fallback = "local"`; an engine is
+    /// not asked.
+    fn recalls(&self, key: &Key, now: u64) -> bool {
+        self.local
+            .as_ref()
+            .is_some_and(|local| local.cache.contains(key, now))
+    }
+
+    fn record(&mut self, key: Key, now: u64, until: u64) -> Result<(), ReplayError> {
         let deadline = Instant::now() + self.timeout;
-        let key = replay::key(id);
         if let Some(local) = &self.local
             && local.cache.contains(&key, now)
         {
@@ -820,7 +827,9 @@ mod tests {
         let mut store = RedisStore::open(&engine(&url), 10).unwrap();
         let started = Instant::now();
         for _ in 0..100 {
-            let error = store.record(&id("a", "1"), 100, 190).unwrap_err();
+            let error = store
+                .record(replay::key(&id("a", "1")), 100, 190)
+                .unwrap_err();
             assert!(
                 matches!(&error, ReplayError::Store(m) if m.contains(&url) && m.contains("cannot connect")),
                 "{error}"
@@ -834,12 +843,12 @@ mod tests {
         let mut store = RedisStore::open(&local, 10)
             .unwrap()
             .with_notices(Box::new(move |m| sink.lock().unwrap().push(m.into())));
-        assert_eq!(store.record(&id("a", "1"), 100, 190), Ok(()));
+        assert_eq!(store.record(replay::key(&id("a", "1")), 100, 190), Ok(()));
         assert_eq!(
-            store.record(&id("a", "1"), 101, 190),
+            store.record(replay::key(&id("a", "1")), 101, 190),
             Err(ReplayError::Replayed)
         );
-        assert_eq!(store.record(&id("a", "2"), 101, 190), Ok(()));
+        assert_eq!(store.record(replay::key(&id("a", "2")), 101, 190), Ok(()));
         let said = said.lock().unwrap();
         assert_eq!(said.len(), 1, "{said:?}");
         assert!(said[0].starts_with("cluster replay protection degraded"));
@@ -878,7 +887,7 @@ mod tests {
         let mut store = RedisStore::open(&settings, 10).unwrap();
         for n in 0..3 {
             let started = Instant::now();
-            let result = store.record(&id("a", &n.to_string()), 100, 190);
+            let result = store.record(replay::key(&id("a", &n.to_string())), 100, 190);
             let took = started.elapsed();
             assert!(matches!(&result, Err(ReplayError::Store(_))), "{result:?}");
             assert!(

@@ -562,8 +562,11 @@ impl SharedStore {
 }
 
 impl ReplayMemory for SharedStore {
-    fn record(&mut self, id: &TokenId, now: u64, until: u64) -> Result<(), ReplayError> {
-        let key = replay::key(id);
+    fn recalls(&self, key: &Key, now: u64) -> bool {
+        self.mirror.contains(key, now)
+    }
+
+    fn record(&mut self, key: Key, now: u64, until: u64) -> Result<(), ReplayError> {
         let mut outcome = Ok(());
         self.locked(|store| {
             store.sync(now)?;
@@ -680,28 +683,37 @@ mod tests {
         let path = dir.path().join("replay");
         let mut first = SharedStore::open(&path, 100, 100).unwrap();
         let mut second = SharedStore::open(&path, 100, 100).unwrap();
-        assert_eq!(first.record(&id("alice", "1"), 100, 190), Ok(()));
         assert_eq!(
-            second.record(&id("alice", "1"), 101, 190),
+            first.record(replay::key(&id("alice", "1")), 100, 190),
+            Ok(())
+        );
+        assert_eq!(
+            second.record(replay::key(&id("alice", "1")), 101, 190),
             Err(ReplayError::Replayed)
         );
-        assert_eq!(second.record(&id("alice", "2"), 101, 190), Ok(()));
         assert_eq!(
-            first.record(&id("alice", "2"), 102, 190),
+            second.record(replay::key(&id("alice", "2")), 101, 190),
+            Ok(())
+        );
+        assert_eq!(
+            first.record(replay::key(&id("alice", "2")), 102, 190),
             Err(ReplayError::Replayed)
         );
         // A third process starting later sees both.
         let mut third = SharedStore::open(&path, 100, 100).unwrap();
         assert_eq!(
-            third.record(&id("alice", "1"), 103, 190),
+            third.record(replay::key(&id("alice", "1")), 103, 190),
             Err(ReplayError::Replayed)
         );
         assert_eq!(
-            third.record(&id("alice", "2"), 103, 190),
+            third.record(replay::key(&id("alice", "2")), 103, 190),
             Err(ReplayError::Replayed)
         );
         // Once expired, the same key may be recorded again.
-        assert_eq!(third.record(&id("alice", "1"), 190, 280), Ok(()));
+        assert_eq!(
+            third.record(replay::key(&id("alice", "1")), 190, 280),
+            Ok(())
+        );
     }
 
     #[test]
@@ -710,13 +722,13 @@ mod tests {
         let path = dir.path().join("replay");
         let mut first = SharedStore::open(&path, 2, 100).unwrap();
         let mut second = SharedStore::open(&path, 2, 100).unwrap();
-        first.record(&id("a", "1"), 100, 190).unwrap();
-        second.record(&id("b", "1"), 100, 190).unwrap();
+        first.record(replay::key(&id("a", "1")), 100, 190).unwrap();
+        second.record(replay::key(&id("b", "1")), 100, 190).unwrap();
         assert_eq!(
-            first.record(&id("c", "1"), 100, 190),
+            first.record(replay::key(&id("c", "1")), 100, 190),
             Err(ReplayError::Full(2))
         );
-        assert_eq!(second.record(&id("c", "1"), 191, 280), Ok(()));
+        assert_eq!(second.record(replay::key(&id("c", "1")), 191, 280), Ok(()));
     }
 
     #[test]
@@ -727,12 +739,16 @@ mod tests {
         let mut reader = SharedStore::open(&path, 100_000, 100).unwrap();
         let nonces: Vec<String> = (0..COMPACT_MIN + 10).map(|n| n.to_string()).collect();
         for nonce in &nonces[..COMPACT_MIN as usize] {
-            writer.record(&id("old", nonce), 100, 190).unwrap();
+            writer
+                .record(replay::key(&id("old", nonce)), 100, 190)
+                .unwrap();
         }
         let before = std::fs::metadata(&path).unwrap().len();
         // Later, the old tokens have expired; the next records trigger compaction.
         for nonce in &nonces[..10] {
-            writer.record(&id("new", nonce), 1000, 1090).unwrap();
+            writer
+                .record(replay::key(&id("new", nonce)), 1000, 1090)
+                .unwrap();
         }
         let after = std::fs::metadata(&path).unwrap().len();
         assert!(
@@ -741,12 +757,15 @@ mod tests {
         );
         assert_eq!(after, HEADER + 10 * RECORD);
         assert_eq!(
-            reader.record(&id("new", "3"), 1001, 1090),
+            reader.record(replay::key(&id("new", "3")), 1001, 1090),
             Err(ReplayError::Replayed)
         );
-        assert_eq!(reader.record(&id("newer", "1"), 1001, 1090), Ok(()));
         assert_eq!(
-            writer.record(&id("newer", "1"), 1002, 1090),
+            reader.record(replay::key(&id("newer", "1")), 1001, 1090),
+            Ok(())
+        );
+        assert_eq!(
+            writer.record(replay::key(&id("newer", "1")), 1002, 1090),
             Err(ReplayError::Replayed)
         );
         // No temporary file is left behind.
@@ -788,14 +807,14 @@ mod tests {
         let path = dir.path().join("replay");
         let mut first = SharedStore::open(&path, 10, 100).unwrap();
         let mut second = SharedStore::open(&path, 10, 100).unwrap();
-        first.record(&id("a", "1"), 100, 190).unwrap();
+        first.record(replay::key(&id("a", "1")), 100, 190).unwrap();
         std::fs::remove_file(&path).unwrap();
         std::fs::remove_file(sibling(&path, ".lock")).unwrap();
         // What was only in the removed file is forgotten, but the two
         // processes meet again in the new files.
-        assert_eq!(second.record(&id("a", "2"), 100, 190), Ok(()));
+        assert_eq!(second.record(replay::key(&id("a", "2")), 100, 190), Ok(()));
         assert_eq!(
-            first.record(&id("a", "2"), 100, 190),
+            first.record(replay::key(&id("a", "2")), 100, 190),
             Err(ReplayError::Replayed)
         );
         assert_eq!(
@@ -809,7 +828,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("replay");
         let mut store = SharedStore::open(&path, 10, 100).unwrap();
-        store.record(&id("a", "1"), 100, 190).unwrap();
+        store.record(replay::key(&id("a", "1")), 100, 190).unwrap();
         let len = std::fs::metadata(&path).unwrap().len();
         File::options()
             .write(true)
@@ -819,12 +838,12 @@ mod tests {
             .unwrap();
         let mut other = SharedStore::open(&path, 10, 100).unwrap();
         assert_eq!(
-            other.record(&id("a", "1"), 100, 190),
+            other.record(replay::key(&id("a", "1")), 100, 190),
             Err(ReplayError::Replayed)
         );
-        assert_eq!(other.record(&id("a", "2"), 100, 190), Ok(()));
+        assert_eq!(other.record(replay::key(&id("a", "2")), 100, 190), Ok(()));
         assert_eq!(
-            store.record(&id("a", "2"), 100, 190),
+            store.record(replay::key(&id("a", "2")), 100, 190),
             Err(ReplayError::Replayed)
         );
     }
@@ -859,7 +878,7 @@ mod tests {
         std::fs::write(&path, &file).unwrap();
         let mut store = SharedStore::open(&path, 100, 100).unwrap();
         assert_eq!(
-            store.record(&id("alice", "1"), 100, 190),
+            store.record(replay::key(&id("alice", "1")), 100, 190),
             Err(ReplayError::Replayed)
         );
     }
@@ -905,7 +924,9 @@ mod tests {
         let mut store = SharedStore::open(&path, 100, 100).unwrap();
         std::fs::remove_file(&path).unwrap();
         std::os::unix::fs::symlink(&target, &path).unwrap();
-        let error = store.record(&id("a", "1"), 100, 190).unwrap_err();
+        let error = store
+            .record(replay::key(&id("a", "1")), 100, 190)
+            .unwrap_err();
         assert!(
             matches!(&error, ReplayError::Store(m) if m.contains("is a symbolic link")),
             "{error}"
@@ -972,7 +993,7 @@ mod tests {
             .set_len(200 << 30)
             .unwrap();
         assert!(matches!(
-            store.record(&id("a", "1"), 100, 190),
+            store.record(replay::key(&id("a", "1")), 100, 190),
             Err(ReplayError::Store(m)) if m.contains("more than replay_cache_size")
         ));
     }
@@ -983,8 +1004,8 @@ mod tests {
         let path = dir.path().join("replay");
         let mut first = SharedStore::open(&path, 100, 100).unwrap();
         let mut second = SharedStore::open(&path, 100, 100).unwrap();
-        first.record(&id("a", "1"), 100, 190).unwrap();
-        second.record(&id("a", "2"), 100, 190).unwrap();
+        first.record(replay::key(&id("a", "1")), 100, 190).unwrap();
+        second.record(replay::key(&id("a", "2")), 100, 190).unwrap();
         File::options()
             .write(true)
             .open(&path)
@@ -993,23 +1014,23 @@ mod tests {
             .unwrap();
         // Both still refuse both tokens, and write what they know back.
         assert_eq!(
-            second.record(&id("a", "1"), 101, 190),
+            second.record(replay::key(&id("a", "1")), 101, 190),
             Err(ReplayError::Replayed)
         );
         assert_eq!(
-            first.record(&id("a", "2"), 101, 190),
+            first.record(replay::key(&id("a", "2")), 101, 190),
             Err(ReplayError::Replayed)
         );
-        assert_eq!(first.record(&id("a", "3"), 101, 190), Ok(()));
+        assert_eq!(first.record(replay::key(&id("a", "3")), 101, 190), Ok(()));
         assert_eq!(
-            second.record(&id("a", "3"), 102, 190),
+            second.record(replay::key(&id("a", "3")), 102, 190),
             Err(ReplayError::Replayed)
         );
         // A helper started afterwards opens the store and knows all three.
         let mut third = SharedStore::open(&path, 100, 103).unwrap();
         for nonce in ["1", "2", "3"] {
             assert_eq!(
-                third.record(&id("a", nonce), 103, 190),
+                third.record(replay::key(&id("a", nonce)), 103, 190),
                 Err(ReplayError::Replayed),
                 "{nonce}"
             );
@@ -1025,7 +1046,7 @@ mod tests {
         for content in [&b""[..], b"XTAR"] {
             std::fs::write(&path, content).unwrap();
             let mut store = SharedStore::open(&path, 100, 100).unwrap();
-            assert_eq!(store.record(&id("a", "1"), 100, 190), Ok(()));
+            assert_eq!(store.record(replay::key(&id("a", "1")), 100, 190), Ok(()));
             assert_eq!(&std::fs::read(&path).unwrap()[..8], MAGIC);
             std::fs::remove_file(&path).unwrap();
         }
@@ -1046,10 +1067,12 @@ mod tests {
         // Compaction itself never writes through a name planted there.
         for nonce in 0..COMPACT_MIN {
             store
-                .record(&id("old", &nonce.to_string()), 100, 190)
+                .record(replay::key(&id("old", &nonce.to_string())), 100, 190)
                 .unwrap();
         }
-        store.record(&id("new", "1"), 1000, 1090).unwrap();
+        store
+            .record(replay::key(&id("new", "1")), 1000, 1090)
+            .unwrap();
         assert_eq!(std::fs::read(&victim).unwrap(), b"precious");
         assert_eq!(std::fs::metadata(&path).unwrap().len(), HEADER + RECORD);
     }
@@ -1062,18 +1085,22 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("replay");
         let mut store = SharedStore::open(&path, 100_000, 100).unwrap();
-        store.record(&id("used", "1"), 100, 100 + 60 + 90).unwrap();
+        store
+            .record(replay::key(&id("used", "1")), 100, 100 + 60 + 90)
+            .unwrap();
         for nonce in 0..COMPACT_MIN {
             store
-                .record(&id("old", &nonce.to_string()), 100, 101)
+                .record(replay::key(&id("old", &nonce.to_string())), 100, 101)
                 .unwrap();
         }
         // The clock jumps 90 s ahead: compaction runs, then it jumps back.
-        store.record(&id("ahead", "1"), 190, 340).unwrap();
+        store
+            .record(replay::key(&id("ahead", "1")), 190, 340)
+            .unwrap();
         assert!(std::fs::metadata(&path).unwrap().len() < HEADER + 10 * RECORD);
         let mut other = SharedStore::open(&path, 100_000, 101).unwrap();
         assert_eq!(
-            other.record(&id("used", "1"), 101, 250),
+            other.record(replay::key(&id("used", "1")), 101, 250),
             Err(ReplayError::Replayed)
         );
     }
@@ -1090,7 +1117,7 @@ mod tests {
             "nothing created"
         );
         let mut store = SharedStore::open(&path, 100, 100).unwrap();
-        store.record(&id("a", "1"), 100, 190).unwrap();
+        store.record(replay::key(&id("a", "1")), 100, 190).unwrap();
         let before = std::fs::read(&path).unwrap();
         let snapshot = StoreSnapshot::read(&path, 100).unwrap();
         assert!(snapshot.was_used(&id("a", "1"), 150));
@@ -1098,7 +1125,7 @@ mod tests {
         assert!(!snapshot.was_used(&id("a", "2"), 150));
         assert_eq!(std::fs::read(&path).unwrap(), before);
         // The snapshot took no lock: the store is free to use meanwhile.
-        assert_eq!(store.record(&id("a", "2"), 101, 190), Ok(()));
+        assert_eq!(store.record(replay::key(&id("a", "2")), 101, 190), Ok(()));
         // A planted device is refused, not opened for writing.
         std::fs::remove_file(&path).unwrap();
         std::os::unix::fs::symlink("/dev/null", &path).unwrap();
@@ -1115,14 +1142,16 @@ mod tests {
         let holder = File::open(lock_path(&path)).unwrap();
         holder.lock().unwrap();
         let started = std::time::Instant::now();
-        let error = store.record(&id("a", "1"), 100, 190).unwrap_err();
+        let error = store
+            .record(replay::key(&id("a", "1")), 100, 190)
+            .unwrap_err();
         assert!(started.elapsed() < LOCK_WAIT + Duration::from_secs(2));
         assert!(
             matches!(&error, ReplayError::Store(m) if m.contains("stayed locked by another process")),
             "{error}"
         );
         holder.unlock().unwrap();
-        assert_eq!(store.record(&id("a", "1"), 100, 190), Ok(()));
+        assert_eq!(store.record(replay::key(&id("a", "1")), 100, 190), Ok(()));
     }
 
     #[test]
@@ -1145,7 +1174,7 @@ mod tests {
             std::fs::write(&planted, &bytes).unwrap();
             std::fs::rename(&planted, &path).unwrap();
             // Refused either way: the cache is full of the planted tokens.
-            last = store.record(&id("a", &swap.to_string()), 100, 190);
+            last = store.record(replay::key(&id("a", &swap.to_string())), 100, 190);
             assert!(last.is_err(), "swap {swap}");
         }
         let error = last.unwrap_err();

@@ -15,7 +15,7 @@
 
 use proptest::prelude::*;
 use std::collections::{HashMap, HashSet};
-use xmpp_token_auth::core::replay::{ReplayCache, ReplayError, ReplayMemory, TokenId};
+use xmpp_token_auth::core::replay::{self, ReplayCache, ReplayError, ReplayMemory, TokenId};
 use xmpp_token_auth::replay_store::{SharedStore, StoreSnapshot};
 
 /// Tokens that come back: two users, a few nonces each.
@@ -175,7 +175,7 @@ fn run<M: ReplayMemory>(
                 let expected = model.expect(user, nonce);
                 let which = process.index(processes.len());
                 let memory = &mut processes[which];
-                let got = outcome(memory.record(&id(user, nonce), model.now, until))?;
+                let got = outcome(memory.record(replay::key(&id(user, nonce)), model.now, until))?;
                 prop_assert!(
                     expected.allows(&got),
                     "step {} ({:?}) at {}: {:?}, expected {:?}",
@@ -201,7 +201,11 @@ fn run<M: ReplayMemory>(
                     let nonce = format!("burst-{fresh}");
                     let until = model.now + lifetime;
                     let expected = model.expect("burst", &nonce);
-                    let got = outcome(memory.record(&id("burst", &nonce), model.now, until))?;
+                    let got = outcome(memory.record(
+                        replay::key(&id("burst", &nonce)),
+                        model.now,
+                        until,
+                    ))?;
                     prop_assert!(
                         expected.allows(&got),
                         "step {} ({:?}), {}: {:?}, expected {:?}",
@@ -290,13 +294,21 @@ fn the_shared_store_never_holds_more_live_tokens_than_its_bound() {
     let path = dir.path().join("replay");
     let mut first = SharedStore::open(&path, 2, 100).unwrap();
     let mut second = SharedStore::open(&path, 2, 100).unwrap();
-    second.record(&id("alice", "1"), 100, 101).unwrap();
-    second.record(&id("alice", "2"), 100, 182).unwrap();
+    second
+        .record(replay::key(&id("alice", "1")), 100, 101)
+        .unwrap();
+    second
+        .record(replay::key(&id("alice", "2")), 100, 182)
+        .unwrap();
     // Both expired by 211: the first helper sweeps them from its memory.
-    first.record(&id("alice", "3"), 211, 287).unwrap();
+    first
+        .record(replay::key(&id("alice", "3")), 211, 287)
+        .unwrap();
     // The second still holds them, expired, and takes both back in.
-    second.record(&id("alice", "1"), 211, 339).unwrap();
-    let third = second.record(&id("alice", "2"), 211, 267);
+    second
+        .record(replay::key(&id("alice", "1")), 211, 339)
+        .unwrap();
+    let third = second.record(replay::key(&id("alice", "2")), 211, 267);
     let live = StoreSnapshot::read(&path, 2).unwrap().live_records(211);
     assert!(
         matches!(third, Err(ReplayError::Full(_))) && live <= 2,

@@ -316,7 +316,7 @@ pub const KEYS: &[(&str, &str)] = &[
     ),
     (
         "replay_store_timeout_ms",
-        "Milliseconds to connect to the engine, and for each command, 10 to 10000. Default 200.",
+        "Milliseconds one request may spend on the engine in all (name lookup, connecting, the command), 10 to 10000. Default 200.",
     ),
     (
         "replay_key_prefix",

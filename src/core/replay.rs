@@ -10,6 +10,7 @@
 
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
+use std::collections::hash_map::Entry;
 
 /// Default cap: about 3.4 MB at most. A token is remembered until its step
 /// leaves the window plus one whole lifetime (up to 180 s with the default
@@ -44,10 +45,16 @@ impl ReplayError {
 /// ([`ReplayCache`]), or a store shared by every helper process on the
 /// machine (`crate::replay_store`).
 pub trait ReplayMemory {
-    /// Records a token that verified at `now`, to be remembered until
-    /// `until`. Fails if it was recorded before and is still remembered, or
-    /// if it cannot be remembered.
-    fn record(&mut self, id: &TokenId, now: u64, until: u64) -> Result<(), ReplayError>;
+    /// Records the token whose [`key`] is `key`, verified at `now`, to be
+    /// remembered until `until`. Fails if it was recorded before and is
+    /// still remembered, or if it cannot be remembered.
+    fn record(&mut self, key: Key, now: u64, until: u64) -> Result<(), ReplayError>;
+
+    /// Whether `key` is remembered, as far as this process knows without
+    /// asking anyone (a shared store's mirror, an engine's nothing): the
+    /// look a refused token costs, so that it takes as long as an accepted
+    /// one. Never a reason to accept or refuse.
+    fn recalls(&self, key: &Key, now: u64) -> bool;
 }
 
 #[derive(Debug)]
@@ -124,23 +131,35 @@ impl ReplayCache {
         self.entries.is_empty()
     }
 
-    /// [`ReplayMemory::record`] for a key already computed.
+    /// [`ReplayMemory::record`], with one look into the table for a new
+    /// token (the common case).
     pub fn record_key(&mut self, key: Key, now: u64, until: u64) -> Result<(), ReplayError> {
-        match self.entries.get(&key) {
-            Some(remembered) if now < remembered.time() => return Err(ReplayError::Replayed),
-            // Not remembered any more (or never): a new entry as far as the
-            // cap is concerned. (A mirror of a shared store may hold more
-            // than the cap of stale entries read from the file.)
-            _ if self.entries.len() >= self.capacity => {
-                if now != self.last_sweep {
-                    self.last_sweep = now;
-                    self.forget_expired(now);
-                }
-                if self.entries.len() >= self.capacity {
-                    return Err(ReplayError::Full(self.entries.len()));
-                }
+        let full = self.entries.len() >= self.capacity;
+        match self.entries.entry(key) {
+            Entry::Occupied(entry) if now < entry.get().time() => {
+                return Err(ReplayError::Replayed);
+            }
+            // Not remembered any more (or never): a new token as far as the
+            // cap is concerned, since a mirror of a shared store may hold
+            // stale entries beyond it.
+            Entry::Occupied(mut entry) if !full => {
+                entry.insert(Until::new(until));
+                return Ok(());
+            }
+            Entry::Vacant(entry) if !full => {
+                entry.insert(Until::new(until));
+                return Ok(());
             }
             _ => {}
+        }
+        // Full: a full cache under load is swept at most once a second, not
+        // on every request.
+        if now != self.last_sweep {
+            self.last_sweep = now;
+            self.forget_expired(now);
+        }
+        if self.entries.len() >= self.capacity {
+            return Err(ReplayError::Full(self.entries.len()));
         }
         self.entries.insert(key, Until::new(until));
         Ok(())
@@ -175,8 +194,12 @@ impl ReplayCache {
 }
 
 impl ReplayMemory for ReplayCache {
-    fn record(&mut self, id: &TokenId, now: u64, until: u64) -> Result<(), ReplayError> {
-        self.record_key(key(id), now, until)
+    fn record(&mut self, key: Key, now: u64, until: u64) -> Result<(), ReplayError> {
+        self.record_key(key, now, until)
+    }
+
+    fn recalls(&self, key: &Key, now: u64) -> bool {
+        self.contains(key, now)
     }
 }
 
@@ -190,7 +213,7 @@ mod tests {
         let one = key(&id("a", "1", "1"));
         cache.remember(one, 190);
         assert_eq!(
-            cache.record(&id("a", "1", "1"), 100, 190),
+            cache.record(key(&id("a", "1", "1")), 100, 190),
             Err(ReplayError::Replayed)
         );
         cache.remember(key(&id("a", "1", "2")), 150);
@@ -211,13 +234,16 @@ mod tests {
     #[test]
     fn a_token_is_accepted_once() {
         let mut cache = ReplayCache::new(10);
-        assert_eq!(cache.record(&id("a", "12345678", "1"), 100, 190), Ok(()));
         assert_eq!(
-            cache.record(&id("a", "12345678", "1"), 150, 190),
+            cache.record(key(&id("a", "12345678", "1")), 100, 190),
+            Ok(())
+        );
+        assert_eq!(
+            cache.record(key(&id("a", "12345678", "1")), 150, 190),
             Err(ReplayError::Replayed)
         );
         assert_eq!(
-            cache.record(&id("a", "12345678", "1"), 189, 190),
+            cache.record(key(&id("a", "12345678", "1")), 189, 190),
             Err(ReplayError::Replayed)
         );
     }
@@ -225,12 +251,23 @@ mod tests {
     #[test]
     fn the_same_token_for_another_jid_or_nonce_is_distinct() {
         let mut cache = ReplayCache::new(10);
-        cache.record(&id("a", "12345678", "1"), 100, 190).unwrap();
-        assert_eq!(cache.record(&id("c", "12345678", "1"), 100, 190), Ok(()));
-        assert_eq!(cache.record(&id("a", "12345678", "2"), 100, 190), Ok(()));
+        cache
+            .record(key(&id("a", "12345678", "1")), 100, 190)
+            .unwrap();
+        assert_eq!(
+            cache.record(key(&id("c", "12345678", "1")), 100, 190),
+            Ok(())
+        );
+        assert_eq!(
+            cache.record(key(&id("a", "12345678", "2")), 100, 190),
+            Ok(())
+        );
         // Field boundaries matter: ("1234567", "81") is not ("12345678", "1"),
         // and user "a@b" on server "c" is not user "a" on server "b@c".
-        assert_eq!(cache.record(&id("a", "1234567", "81"), 100, 190), Ok(()));
+        assert_eq!(
+            cache.record(key(&id("a", "1234567", "81")), 100, 190),
+            Ok(())
+        );
         let one = TokenId {
             user: "a@b",
             server: "c",
@@ -243,33 +280,38 @@ mod tests {
             otp: "1",
             nonce: "1",
         };
-        cache.record(&one, 100, 190).unwrap();
-        assert_eq!(cache.record(&two, 100, 190), Ok(()));
+        cache.record(key(&one), 100, 190).unwrap();
+        assert_eq!(cache.record(key(&two), 100, 190), Ok(()));
     }
 
     #[test]
     fn an_expired_entry_no_longer_counts() {
         let mut cache = ReplayCache::new(10);
-        cache.record(&id("a", "12345678", "1"), 100, 190).unwrap();
-        assert_eq!(cache.record(&id("a", "12345678", "1"), 190, 280), Ok(()));
+        cache
+            .record(key(&id("a", "12345678", "1")), 100, 190)
+            .unwrap();
+        assert_eq!(
+            cache.record(key(&id("a", "12345678", "1")), 190, 280),
+            Ok(())
+        );
     }
 
     #[test]
     fn full_of_live_entries_fails_closed() {
         let mut cache = ReplayCache::new(2);
-        cache.record(&id("a", "1", "1"), 100, 190).unwrap();
-        cache.record(&id("a", "1", "2"), 100, 190).unwrap();
+        cache.record(key(&id("a", "1", "1")), 100, 190).unwrap();
+        cache.record(key(&id("a", "1", "2")), 100, 190).unwrap();
         assert_eq!(
-            cache.record(&id("a", "1", "3"), 100, 190),
+            cache.record(key(&id("a", "1", "3")), 100, 190),
             Err(ReplayError::Full(2))
         );
         assert_eq!(
-            cache.record(&id("a", "1", "3"), 101, 190),
+            cache.record(key(&id("a", "1", "3")), 101, 190),
             Err(ReplayError::Full(2))
         );
         // Live entries are still refused as replays, not forgotten.
         assert_eq!(
-            cache.record(&id("a", "1", "1"), 101, 190),
+            cache.record(key(&id("a", "1", "1")), 101, 190),
             Err(ReplayError::Replayed)
         );
     }
@@ -278,16 +320,18 @@ mod tests {
     fn a_token_used_after_2106_is_remembered_for_ever_not_forgotten_early() {
         let mut cache = ReplayCache::new(10);
         let now = u64::from(u32::MAX) + 1000;
-        cache.record(&id("a", "1", "1"), now, now + 90).unwrap();
+        cache
+            .record(key(&id("a", "1", "1")), now, now + 90)
+            .unwrap();
         for later in [now + 89, now + 90, u64::MAX - 90] {
             assert_eq!(
-                cache.record(&id("a", "1", "1"), later, later + 90),
+                cache.record(key(&id("a", "1", "1")), later, later + 90),
                 Err(ReplayError::Replayed)
             );
         }
         // Times before then are kept to the second.
         cache
-            .record(&id("a", "1", "2"), 100, 4_000_000_000)
+            .record(key(&id("a", "1", "2")), 100, 4_000_000_000)
             .unwrap();
         assert!(cache.contains(&key(&id("a", "1", "2")), 3_999_999_999));
         assert!(!cache.contains(&key(&id("a", "1", "2")), 4_000_000_000));
@@ -296,9 +340,9 @@ mod tests {
     #[test]
     fn expired_entries_make_room() {
         let mut cache = ReplayCache::new(2);
-        cache.record(&id("a", "1", "1"), 100, 150).unwrap();
-        cache.record(&id("a", "1", "2"), 100, 190).unwrap();
-        assert_eq!(cache.record(&id("a", "1", "3"), 160, 250), Ok(()));
+        cache.record(key(&id("a", "1", "1")), 100, 150).unwrap();
+        cache.record(key(&id("a", "1", "2")), 100, 190).unwrap();
+        assert_eq!(cache.record(key(&id("a", "1", "3")), 160, 250), Ok(()));
         assert_eq!(cache.len(), 2);
     }
 }

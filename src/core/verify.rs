@@ -84,6 +84,18 @@ pub fn verify<'a>(
 ) -> Result<Verified<'a>, Refusal> {
     let token = Token::parse(password, params.otp_digits, params.nonce_digits)
         .map_err(Refusal::Malformed)?;
+    check(keys, params, &token, user, server, now)
+}
+
+/// [`verify`] for a token already parsed (with `params`).
+pub fn check<'a>(
+    keys: &Keys,
+    params: TokenParams,
+    token: &Token<'a>,
+    user: &str,
+    server: &str,
+    now: u64,
+) -> Result<Verified<'a>, Refusal> {
     let current = totp::step_at(now, params.otp_interval);
     // Numbers, not text: no string is made per step (the grammar checked
     // that the OTP is `otp_digits` ASCII digits, at most 10).
