@@ -13,6 +13,7 @@ pub mod config;
 pub mod frame;
 pub mod helper;
 pub mod replay;
+mod replay_table;
 pub mod request;
 pub mod token;
 pub mod totp;

@@ -8,18 +8,17 @@
 //! entries only, new tokens are refused (fail closed) instead of forgetting
 //! tokens that could still be replayed.
 
+use crate::core::replay_table::Table;
 use sha2::{Digest, Sha256};
-use std::collections::HashMap;
-use std::collections::hash_map::Entry;
 
-/// Default cap: about 3.4 MB at most. A token is remembered until its step
+/// Default cap: about 5 MB at most (see `replay_table`). A token is remembered until its step
 /// leaves the window plus one whole lifetime (up to 180 s with the default
 /// 30 s steps and ±1 window), so this is room for about 550 logins a second,
 /// sustained, before new tokens are refused (fail closed).
 pub const DEFAULT_CAPACITY: usize = 100_000;
 
 /// A token's identity in the replay memory: a digest of its [`TokenId`].
-pub type Key = [u8; 16];
+pub type Key = crate::core::replay_table::Key;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ReplayError {
@@ -59,9 +58,9 @@ pub trait ReplayMemory {
 
 #[derive(Debug)]
 pub struct ReplayCache {
-    /// Key → unix time from which the entry may be forgotten, in 32 bits
-    /// ([`Until`]): 21 bytes a slot, so a million entries fit in 48 MB.
-    entries: HashMap<Key, Until>,
+    /// Key → unix time from which the entry may be forgotten, as an
+    /// [`Until`]: 20 bytes a slot, a million entries in 42 MB.
+    entries: Table,
     capacity: usize,
     /// When expired entries were last swept, so that a full cache under load
     /// is swept at most once a second rather than on every request.
@@ -70,17 +69,19 @@ pub struct ReplayCache {
 
 /// Room made at start: entries up to this many are recorded without
 /// allocating (a larger `replay_cache_size` grows the table by doubling past
-/// it), for about 130 kB touched at start and 2.6 MB when full.
+/// it). Memory is resident only as it is used: 5 MB when full.
 const RESERVED: usize = DEFAULT_CAPACITY;
 
 /// A unix time as an entry keeps it: seconds fit in 32 bits until 2106;
 /// later times are kept as "for ever", which never forgets a token early.
+/// Time 0 is not kept: nothing is remembered until then.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Until(u32);
 
 impl Until {
-    fn new(time: u64) -> Until {
-        Until(u32::try_from(time).unwrap_or(u32::MAX))
+    /// `None` for time 0, which the table uses for an empty slot.
+    fn new(time: u64) -> Option<Until> {
+        (time > 0).then(|| Until(u32::try_from(time).unwrap_or(u32::MAX)))
     }
 
     fn time(self) -> u64 {
@@ -117,7 +118,7 @@ pub fn key(id: &TokenId) -> Key {
 impl ReplayCache {
     pub fn new(capacity: usize) -> Self {
         ReplayCache {
-            entries: HashMap::with_capacity(capacity.min(RESERVED)),
+            entries: Table::with_room(capacity.min(RESERVED)),
             capacity,
             last_sweep: 0,
         }
@@ -128,67 +129,67 @@ impl ReplayCache {
     }
 
     pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
+        self.entries.len() == 0
     }
 
-    /// [`ReplayMemory::record`], with one look into the table for a new
-    /// token (the common case).
+    /// The time `key` is remembered until, if it is in the table.
+    fn until(&self, key: &Key) -> Option<u64> {
+        self.entries.get(key).map(|until| Until(until).time())
+    }
+
+    /// [`ReplayMemory::record`].
     pub fn record_key(&mut self, key: Key, now: u64, until: u64) -> Result<(), ReplayError> {
-        let full = self.entries.len() >= self.capacity;
-        match self.entries.entry(key) {
-            Entry::Occupied(entry) if now < entry.get().time() => {
-                return Err(ReplayError::Replayed);
-            }
-            // Not remembered any more (or never): a new token as far as the
-            // cap is concerned, since a mirror of a shared store may hold
-            // stale entries beyond it.
-            Entry::Occupied(mut entry) if !full => {
-                entry.insert(Until::new(until));
-                return Ok(());
-            }
-            Entry::Vacant(entry) if !full => {
-                entry.insert(Until::new(until));
-                return Ok(());
-            }
-            _ => {}
+        let mut look = self.entries.look(&key);
+        if look
+            .until
+            .is_some_and(|remembered| now < Until(remembered).time())
+        {
+            return Err(ReplayError::Replayed);
         }
-        // Full: a full cache under load is swept at most once a second, not
-        // on every request.
-        if now != self.last_sweep {
+        // Not remembered any more (or never): a new token as far as the cap
+        // is concerned, since a mirror of a shared store may hold stale
+        // entries beyond it. A full cache under load is swept at most once
+        // a second, not on every request.
+        if self.entries.len() >= self.capacity && now != self.last_sweep {
             self.last_sweep = now;
             self.forget_expired(now);
+            look = self.entries.look(&key);
         }
         if self.entries.len() >= self.capacity {
             return Err(ReplayError::Full(self.entries.len()));
         }
-        self.entries.insert(key, Until::new(until));
+        // `until` is after `now`, so never 0.
+        if let Some(until) = Until::new(until) {
+            self.entries.set(look, key, until.0);
+        }
         Ok(())
     }
 
     /// Forgets every entry no longer remembered at `now`.
     pub fn forget_expired(&mut self, now: u64) {
-        self.entries.retain(|_, until| now < until.time());
+        self.entries.retain(|until| now < Until(until).time());
     }
 
     /// Whether `key` is remembered as used at `now`.
     pub fn contains(&self, key: &Key, now: u64) -> bool {
-        self.entries
-            .get(key)
-            .is_some_and(|until| now < until.time())
+        self.until(key).is_some_and(|until| now < until)
     }
 
     /// Takes in an entry another process recorded, without checks: it was
     /// checked when it was recorded.
     pub fn remember(&mut self, key: Key, expires_at: u64) {
-        let until = self.entries.entry(key).or_insert(Until::new(expires_at));
-        *until = Until::new(until.time().max(expires_at));
+        let look = self.entries.look(&key);
+        let remembered = look.until.map_or(0, |until| Until(until).time());
+        if let Some(until) = Until::new(remembered.max(expires_at)) {
+            self.entries.set(look, key, until.0);
+        }
     }
 
     /// The entries still live at `now`.
     pub fn live(&self, now: u64) -> impl Iterator<Item = (&Key, u64)> {
         self.entries
             .iter()
-            .map(|(key, until)| (key, until.time()))
+            .map(|(key, until)| (key, Until(until).time()))
             .filter(move |&(_, until)| now < until)
     }
 }
