@@ -127,37 +127,41 @@ impl Logger {
         }
     }
 
+    /// Whether lines go anywhere: with `log = "none"` nothing is even
+    /// formatted, so a request costs no allocation.
+    pub fn is_on(&self) -> bool {
+        self.target != LogTarget::None
+    }
+
     /// Logs a decision. Alarms (a full replay cache, a failing store) last
     /// as long as their cause and come with every login meanwhile: the
     /// first is logged at once, then one a minute with a count of the rest.
     pub fn decision(&self, decision: &Decision<'_>) {
-        // Not even formatted: with `log = "none"` a request costs no
-        // allocation.
-        if self.target == LogTarget::None {
+        if !self.is_on() {
             return;
         }
-        let level = match (decision.alarm(), decision.verdict()) {
-            (Some(kind), _) => {
-                match self
-                    .alarms
-                    .lock()
-                    .unwrap_or_else(|poisoned| poisoned.into_inner())
-                    .admit(kind, Instant::now())
-                {
-                    Admit::Log { suppressed: 0 } => Level::Error,
-                    Admit::Log { suppressed } => {
-                        let line = format!(
-                            "{decision} (and {suppressed} more like it since the last such line)"
-                        );
-                        return self.log(Level::Error, &line);
-                    }
-                    Admit::Suppress => return,
-                }
-            }
-            (None, true) => Level::Info,
-            (None, false) => Level::Notice,
-        };
-        self.log(level, &decision.to_string());
+        match decision.alarm() {
+            Some(kind) => self.alarm(&kind, decision),
+            None if decision.verdict() => self.log(Level::Info, &decision.to_string()),
+            None => self.log(Level::Notice, &decision.to_string()),
+        }
+    }
+
+    /// Logs `line` at error, rate-limited with the other alarms of `kind`.
+    pub fn alarm(&self, kind: &str, line: &dyn std::fmt::Display) {
+        let admitted = self
+            .alarms
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .admit(kind.to_string(), Instant::now());
+        match admitted {
+            Admit::Log { suppressed: 0 } => self.log(Level::Error, &line.to_string()),
+            Admit::Log { suppressed } => self.log(
+                Level::Error,
+                &format!("{line} (and {suppressed} more like it since the last such line)"),
+            ),
+            Admit::Suppress => {}
+        }
     }
 }
 

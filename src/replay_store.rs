@@ -71,6 +71,23 @@ pub struct SharedStore {
     mirror: ReplayCache,
     /// When this process last counted live records for compaction.
     last_compaction_check: u64,
+    /// The records of the batch of requests being answered.
+    batch: Batch,
+}
+
+/// A batch ([`ReplayMemory::begin`]): the lock is taken at its first token
+/// and held until [`ReplayMemory::commit`] writes its records in one write,
+/// so a pool of helpers under load pays one lock and one write per read,
+/// not per login. A batch is the requests of one read (256 KiB at most), so
+/// the lock is held for a few milliseconds at most.
+#[derive(Debug, Default)]
+struct Batch {
+    open: bool,
+    locked: bool,
+    /// Encoded records not written yet.
+    records: Vec<u8>,
+    /// The time of its last token, for compaction.
+    now: u64,
 }
 
 /// A failure with the store, said so that an operator can act on it.
@@ -326,6 +343,7 @@ impl SharedStore {
             capacity,
             mirror: ReplayCache::new(capacity),
             last_compaction_check: 0,
+            batch: Batch::default(),
         };
         store.locked(|store| {
             store.remove_stale_compactions();
@@ -459,12 +477,56 @@ impl SharedStore {
         Ok(())
     }
 
-    fn append(&mut self, key: Key, until: u64) -> Result<(), StoreError> {
-        self.data
-            .write_all_at(&encode(&key, until), self.offset)
-            .map_err(|e| self.fail(Problem::Io("append to it", e)))?;
-        self.offset += RECORD;
+    fn append(&mut self, records: &[u8]) -> Result<(), StoreError> {
+        if let Err(e) = self.data.write_all_at(records, self.offset) {
+            // Some of them may be in the file, and read by others already:
+            // what comes next goes after them, never over them. (They are
+            // tokens this process refuses: others refusing them too is
+            // safe.)
+            if let Ok(meta) = self.data.metadata() {
+                self.offset = self.offset.max(records_end(meta.len()));
+            }
+            return Err(self.fail(Problem::Io("append to it", e)));
+        }
+        self.offset += records.len() as u64;
         Ok(())
+    }
+
+    /// The batch's part of [`ReplayMemory::record`]: the lock and the
+    /// look at the file once, the write at [`ReplayMemory::commit`].
+    fn record_in_batch(&mut self, key: Key, now: u64, until: u64) -> Result<(), ReplayError> {
+        if !self.batch.locked {
+            self.lock()?;
+            if let Err(e) = self.sync(now) {
+                let _ = self.lock.unlock();
+                return Err(e.into());
+            }
+            self.batch.locked = true;
+        }
+        self.mirror.record_key(key, now, until)?;
+        self.batch.records.extend_from_slice(&encode(&key, until));
+        self.batch.now = now;
+        Ok(())
+    }
+
+    /// Writes the batch's records and lets the lock go.
+    fn write_batch(&mut self) -> Result<(), StoreError> {
+        let records = std::mem::take(&mut self.batch.records);
+        let mut written = Ok(());
+        if !records.is_empty() {
+            written = self.append(&records);
+            if written.is_ok() {
+                written = self.compact(self.batch.now);
+            }
+        }
+        // The buffer's room is kept for the next batch.
+        self.batch.records = records;
+        self.batch.records.clear();
+        let unlocked = self.lock.unlock().map_err(|e| StoreError {
+            path: self.lock_path.clone(),
+            problem: Problem::Io("unlock it", e),
+        });
+        written.and(unlocked)
     }
 
     /// Rewrites the store with its live records when they are under half of
@@ -566,13 +628,28 @@ impl ReplayMemory for SharedStore {
         self.mirror.contains(key, now)
     }
 
+    fn begin(&mut self) {
+        self.batch.open = true;
+    }
+
+    fn commit(&mut self) -> Result<(), ReplayError> {
+        self.batch.open = false;
+        if !std::mem::take(&mut self.batch.locked) {
+            return Ok(());
+        }
+        self.write_batch().map_err(ReplayError::from)
+    }
+
     fn record(&mut self, key: Key, now: u64, until: u64) -> Result<(), ReplayError> {
+        if self.batch.open {
+            return self.record_in_batch(key, now, until);
+        }
         let mut outcome = Ok(());
         self.locked(|store| {
             store.sync(now)?;
             outcome = store.mirror.record_key(key, now, until);
             if outcome.is_ok() {
-                store.append(key, until)?;
+                store.append(&encode(&key, until))?;
                 // A store that cannot be compacted grows until it is
                 // refused as too large: say so now, failing closed.
                 store.compact(now)?;
@@ -675,6 +752,43 @@ mod tests {
             otp: "12345678",
             nonce,
         }
+    }
+
+    #[test]
+    fn a_batch_holds_the_lock_from_its_first_token_and_writes_once_at_commit() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("replay");
+        let mut first = SharedStore::open(&path, 100, 100).unwrap();
+        let mut second = SharedStore::open(&path, 100, 100).unwrap();
+        let key = |nonce| replay::key(&id("alice", nonce));
+        first.begin();
+        assert_eq!(first.record(key("1"), 100, 190), Ok(()));
+        assert_eq!(first.record(key("1"), 100, 190), Err(ReplayError::Replayed));
+        assert_eq!(first.record(key("2"), 100, 190), Ok(()));
+        // Nothing written yet, and no one else may look until it is.
+        assert_eq!(std::fs::metadata(&path).unwrap().len(), HEADER);
+        assert!(matches!(
+            second.lock.try_lock(),
+            Err(TryLockError::WouldBlock)
+        ));
+        assert_eq!(first.commit(), Ok(()));
+        assert_eq!(std::fs::metadata(&path).unwrap().len(), HEADER + 2 * RECORD);
+        assert_eq!(
+            second.record(key("2"), 101, 190),
+            Err(ReplayError::Replayed)
+        );
+        // A batch without a token takes no lock; one after it works alike.
+        first.begin();
+        assert_eq!(first.commit(), Ok(()));
+        second.lock.try_lock().unwrap();
+        second.lock.unlock().unwrap();
+        first.begin();
+        assert_eq!(first.record(key("3"), 102, 190), Ok(()));
+        assert_eq!(first.commit(), Ok(()));
+        assert_eq!(
+            second.record(key("3"), 103, 190),
+            Err(ReplayError::Replayed)
+        );
     }
 
     #[test]

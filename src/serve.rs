@@ -1,7 +1,8 @@
 //! The serving loop: the only code that reads stdin and writes stdout.
 
-use crate::core::frame::Decoder;
-use crate::core::helper::Service;
+use crate::core::frame::{Decoder, Protocol};
+use crate::core::helper::{Reason, Service};
+use crate::core::replay::ReplayError;
 use crate::log::{Level, Logger};
 use crate::sys::{signals, stdio};
 use std::io::{self, Write};
@@ -49,6 +50,7 @@ pub fn converse(
 ) -> Ending {
     let protocol = decoder.protocol();
     let mut replies = Vec::with_capacity(4096);
+    let mut provisional: Vec<Provisional> = Vec::new();
     loop {
         let read = match read(buffer) {
             Ok(None) => return Ending::Stopped,
@@ -63,11 +65,27 @@ pub fn converse(
             // Held for a batch of requests; a panic while answering would be
             // a bug, but the replay memory it guards stays sound: go on.
             let mut service = service.lock().unwrap_or_else(|p| p.into_inner());
+            service.begin();
             decoder.feed(&buffer[..read], |frame| {
                 let decision = service.answer(frame, unix_now());
-                logger.decision(&decision);
+                if decision.awaits_commit() {
+                    provisional.push(Provisional {
+                        reply_at: replies.len(),
+                        subject: logger.is_on().then(|| decision.subject().to_string()),
+                    });
+                } else {
+                    logger.decision(&decision);
+                }
                 replies.extend_from_slice(protocol.reply(decision.verdict()));
             });
+            let committed = service.commit();
+            settle(
+                &committed,
+                provisional.drain(..),
+                &mut replies,
+                protocol,
+                logger,
+            );
         }
         buffer[..read].zeroize(); // the requests' passwords
         if !replies.is_empty() {
@@ -75,6 +93,43 @@ pub fn converse(
                 return Ending::WriteFailed(e);
             }
             replies.clear();
+        }
+    }
+}
+
+/// A login accepted in a batch whose replay records are not yet lasting.
+struct Provisional {
+    /// Where its reply is in the batch's replies.
+    reply_at: usize,
+    /// `auth alice@example.org`, when lines are logged.
+    subject: Option<String>,
+}
+
+/// Once the batch is committed: logs its logins as accepted, or, when the
+/// replay memory could not keep them, turns their replies into refusals.
+fn settle(
+    committed: &Result<(), ReplayError>,
+    logins: impl Iterator<Item = Provisional>,
+    replies: &mut [u8],
+    protocol: Protocol,
+    logger: &Logger,
+) {
+    let refused = protocol.reply(false);
+    for login in logins {
+        match committed {
+            Ok(()) => {
+                if let Some(subject) = login.subject {
+                    logger.log(Level::Info, &format!("{subject}: accepted"));
+                }
+            }
+            Err(e) => {
+                replies[login.reply_at..login.reply_at + refused.len()].copy_from_slice(refused);
+                if let Some(subject) = login.subject {
+                    let reason = Reason::Replay(e.clone());
+                    let kind = reason.alarm().unwrap_or_default();
+                    logger.alarm(&kind, &format_args!("{subject}: refused ({reason})"));
+                }
+            }
         }
     }
 }
@@ -161,5 +216,85 @@ pub fn serve(
         Ending::ReadFailed(e) => {
             logger.log(Level::Error, &format!("cannot read requests: {e}; exiting"));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::config::{Config, LogTarget, TextFile};
+    use crate::core::frame::Protocol;
+    use crate::core::helper::Helper;
+    use crate::core::replay::{Key, ReplayMemory};
+    use crate::core::verify::{self, TokenParams};
+    use std::path::Path;
+
+    /// Accepts every token, and cannot keep the first batch.
+    struct FailsOnce {
+        failed: bool,
+    }
+
+    impl ReplayMemory for FailsOnce {
+        fn record(&mut self, _: Key, _: u64, _: u64) -> Result<(), ReplayError> {
+            Ok(())
+        }
+
+        fn recalls(&self, _: &Key, _: u64) -> bool {
+            false
+        }
+
+        fn commit(&mut self) -> Result<(), ReplayError> {
+            if std::mem::replace(&mut self.failed, true) {
+                Ok(())
+            } else {
+                Err(ReplayError::Store(
+                    "replay: cannot append to it: disk full".into(),
+                ))
+            }
+        }
+    }
+
+    #[test]
+    fn logins_of_a_batch_the_replay_memory_could_not_keep_are_refused() {
+        const SECRET: &str = "JYXEX4IQOEYFYQ2S3MC5P4ZT4SDHYEA7";
+        const SEED: &str = "XVGR73KMZH2M4XMY";
+        let text = format!("token_secret = \"{SECRET}\"\notp_seed = \"{SEED}\"\n");
+        let no_files = |_: &Path| -> Result<TextFile, _> { unreachable!() };
+        let config = Config::parse(&text, Path::new("test.toml"), &no_files).unwrap();
+        let helper = Helper::with_replay_memory(config, Box::new(FailsOnce { failed: false }));
+        let service = Mutex::new(Service::Ready(helper));
+        let keys = crate::core::verify::tests::keys(SECRET, SEED);
+        let request = |nonce: usize| {
+            let token = verify::generate(
+                &keys,
+                TokenParams::default(),
+                "alice",
+                "example.org",
+                &format!("{nonce:032}"),
+                unix_now(),
+            );
+            format!("auth:alice:example.org:{token}\nisuser:alice:example.org\n")
+        };
+        // Two reads: two batches.
+        let mut reads = [request(1), request(2)].into_iter();
+        let read = |buffer: &mut [u8]| -> io::Result<Option<usize>> {
+            Ok(Some(reads.next().map_or(0, |text| {
+                buffer[..text.len()].copy_from_slice(text.as_bytes());
+                text.len()
+            })))
+        };
+        let mut output = Vec::new();
+        let ending = converse(
+            read,
+            &mut output,
+            &mut Protocol::Line.decoder(),
+            &service,
+            &Logger::open(LogTarget::None, None, false),
+            &mut [0u8; 4096],
+        );
+        assert!(matches!(ending, Ending::InputEnded), "{ending:?}");
+        // The first login is refused, isuser is not a login; the second
+        // batch is kept.
+        assert_eq!(String::from_utf8(output).unwrap(), "0\n1\n1\n1\n");
     }
 }

@@ -63,17 +63,36 @@ impl Decision<'_> {
         self.reason.is_none()
     }
 
+    /// An accepted login, final only once the batch it was read in is
+    /// committed ([`Service::commit`]).
+    pub fn awaits_commit(&self) -> bool {
+        self.command == Some(Command::Auth) && self.verdict()
+    }
+
+    /// What the decision is about, as its log line starts: `auth
+    /// alice@example.org`.
+    pub fn subject(&self) -> Subject<'_> {
+        Subject(self)
+    }
+
     /// For refusals an operator must act on, not just note: the alarm, as
     /// what its lines are grouped by when they repeat (its kind, and for a
     /// failing store the path and the cause, so a new cause is logged at
     /// once).
     pub fn alarm(&self) -> Option<String> {
-        match &self.reason {
-            Some(Reason::Replay(ReplayError::Full(_))) => Some("replay memory full".into()),
-            Some(Reason::Replay(ReplayError::Store(cause))) => {
+        self.reason.as_ref().and_then(Reason::alarm)
+    }
+}
+
+impl Reason {
+    /// See [`Decision::alarm`].
+    pub fn alarm(&self) -> Option<String> {
+        match self {
+            Reason::Replay(ReplayError::Full(_)) => Some("replay memory full".into()),
+            Reason::Replay(ReplayError::Store(cause)) => {
                 Some(format!("replay store failed: {cause}"))
             }
-            Some(Reason::Unconfigured) => Some("no usable configuration".into()),
+            Reason::Unconfigured => Some("no usable configuration".into()),
             _ => None,
         }
     }
@@ -95,6 +114,23 @@ impl Service {
         match self {
             Service::Ready(helper) => helper.answer(frame, now),
             Service::Unconfigured => decide(frame, |_| Err(Reason::Unconfigured)),
+        }
+    }
+
+    /// [`ReplayMemory::begin`]: the frames answered until [`Service::commit`]
+    /// were read together.
+    pub fn begin(&mut self) {
+        if let Service::Ready(helper) = self {
+            helper.replay.begin();
+        }
+    }
+
+    /// [`ReplayMemory::commit`]: on an error, every login accepted since
+    /// [`Service::begin`] must be refused (see [`Decision::awaits_commit`]).
+    pub fn commit(&mut self) -> Result<(), ReplayError> {
+        match self {
+            Service::Ready(helper) => helper.replay.commit(),
+            Service::Unconfigured => Ok(()),
         }
     }
 }
@@ -239,16 +275,26 @@ fn write_name(f: &mut fmt::Formatter<'_>, name: &str) -> fmt::Result {
     Ok(())
 }
 
-/// `auth alice@example.org: refused (bad signature)`: no password, ever.
-impl fmt::Display for Decision<'_> {
+/// See [`Decision::subject`].
+pub struct Subject<'d>(&'d Decision<'d>);
+
+impl fmt::Display for Subject<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.command.map_or("request", Command::name))?;
-        if let Some((user, server)) = self.jid {
+        f.write_str(self.0.command.map_or("request", Command::name))?;
+        if let Some((user, server)) = self.0.jid {
             f.write_str(" ")?;
             write_name(f, user)?;
             f.write_str("@")?;
             write_name(f, server)?;
         }
+        Ok(())
+    }
+}
+
+/// `auth alice@example.org: refused (bad signature)`: no password, ever.
+impl fmt::Display for Decision<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.subject())?;
         match &self.reason {
             None => f.write_str(": accepted"),
             Some(reason) => write!(f, ": refused ({reason})"),

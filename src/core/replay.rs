@@ -54,6 +54,22 @@ pub trait ReplayMemory {
     /// look a refused token costs, so that it takes as long as an accepted
     /// one. Never a reason to accept or refuse.
     fn recalls(&self, key: &Key, now: u64) -> bool;
+
+    /// Starts a batch of requests read together: until [`commit`], what
+    /// [`record`] accepts may be kept back, to be made lasting all at once
+    /// (a shared store takes its lock and writes once a batch).
+    ///
+    /// [`commit`]: ReplayMemory::commit
+    /// [`record`]: ReplayMemory::record
+    fn begin(&mut self) {}
+
+    /// Ends the batch. On an error, the tokens recorded since [`begin`]
+    /// are not remembered by anyone else and must all be refused.
+    ///
+    /// [`begin`]: ReplayMemory::begin
+    fn commit(&mut self) -> Result<(), ReplayError> {
+        Ok(())
+    }
 }
 
 #[derive(Debug)]
