@@ -197,7 +197,7 @@ fuzz_target!(|data: &[u8]| {
         (_, Ok(_)) => panic!("a {len}-byte store that should be refused is opened"),
     };
     let (mut store, records) = records;
-    let outcome = store.record(id, now, now + 90);
+    let outcome = store.record(replay::key(id), now, now + 90);
     let in_file = records.get(&replay::key(id));
     let replayed = in_file.is_some_and(|&until| now < until);
     let live = live(&records, now);
