@@ -294,6 +294,22 @@ impl Helper {
         self.reply(what)
     }
 
+    /// Logs in with fresh tokens (nonces `PREFIX0`, `PREFIX1`, …) until
+    /// one is accepted, within 10 s; returns the number of the accepted one.
+    fn accepts_again(&mut self, prefix: &str, what: &str) -> usize {
+        let started = Instant::now();
+        let mut n = 0;
+        while !self.auth(&token(ALICE, &format!("{prefix}{n}")), what) {
+            assert!(
+                started.elapsed() < Duration::from_secs(10),
+                "{what}: still refusing after 10 s"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+            n += 1;
+        }
+        n
+    }
+
     /// Ends it and returns what it wrote on stderr.
     fn stop(self) -> String {
         let Helper {
@@ -386,16 +402,7 @@ fn an_engine_that_stops_is_refused_fast_and_used_again_once_back() {
         assert!(took < Duration::from_millis(700), "reply {n} took {took:?}");
     }
     engine.restart();
-    let started = Instant::now();
-    let mut n = 0;
-    while !helper.auth(&token(ALICE, &format!("3{n}")), "engine back") {
-        assert!(
-            started.elapsed() < Duration::from_secs(10),
-            "still refusing 10 s after the engine came back"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-        n += 1;
-    }
+    let n = helper.accepts_again("3", "engine back");
     assert!(!helper.auth(&token(ALICE, &format!("3{n}")), "and remembers"));
     let log = helper.stop();
     assert!(log.contains("replay store failed"), "{log}");
@@ -517,16 +524,7 @@ fn a_paused_engine_delays_no_reply_beyond_the_timeout() {
         }
     }
     engine.signal(libc::SIGCONT);
-    let started = Instant::now();
-    let mut n = 0;
-    while !helper.auth(&token(ALICE, &format!("83{n}")), "engine resumed") {
-        assert!(
-            started.elapsed() < Duration::from_secs(10),
-            "still refusing 10 s after the engine resumed"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-        n += 1;
-    }
+    helper.accepts_again("83", "engine resumed");
     let log = helper.stop();
     assert!(
         log.contains("within 300 ms (replay_store_timeout_ms)"),
