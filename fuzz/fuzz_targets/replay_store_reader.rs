@@ -108,11 +108,21 @@ fn expected(file: &[u8], len: u64, capacity: usize) -> (Expected, u64) {
         let start = 8 + i * RECORD;
         let bytes: Vec<u8> = (start..start + RECORD).map(at).collect();
         let key: [u8; 16] = bytes[..16].try_into().unwrap();
-        let until = u64::from_be_bytes(bytes[16..].try_into().unwrap());
+        let until = held(u64::from_be_bytes(bytes[16..].try_into().unwrap()));
         let kept = records.entry(key).or_insert(until);
         *kept = (*kept).max(until);
     }
     (Expected::Records(records), count)
+}
+
+/// A time as the replay memory holds it: to the second until 2106, and for
+/// ever after, never forgetting a token early.
+fn held(until: u64) -> u64 {
+    if until >= u64::from(u32::MAX) {
+        u64::MAX
+    } else {
+        until
+    }
 }
 
 fn live(records: &HashMap<[u8; 16], u64>, now: u64) -> usize {

@@ -171,7 +171,7 @@ fn decide<'a>(
 impl Helper {
     /// A helper that remembers accepted tokens in its own memory.
     pub fn new(config: Config) -> Helper {
-        let replay = Box::new(ReplayCache::new(config.replay_cache_size));
+        let replay = Box::new(ReplayCache::reserved(config.replay_cache_size));
         Helper { config, replay }
     }
 

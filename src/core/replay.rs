@@ -83,9 +83,10 @@ pub struct ReplayCache {
     last_sweep: u64,
 }
 
-/// Room made at start: entries up to this many are recorded without
-/// allocating (a larger `replay_cache_size` grows the table by doubling past
-/// it). Memory is resident only as it is used: 5 MB when full.
+/// Room a helper's own memory makes at start ([`ReplayCache::reserved`]):
+/// entries up to this many are recorded without allocating (a larger
+/// `replay_cache_size` grows the table by doubling past it). Memory is
+/// resident only as it is used: 5 MB when full.
 const RESERVED: usize = DEFAULT_CAPACITY;
 
 /// A unix time as an entry keeps it: seconds fit in 32 bits until 2106;
@@ -132,9 +133,22 @@ pub fn key(id: &TokenId) -> Key {
 }
 
 impl ReplayCache {
+    /// A memory of at most `capacity` live tokens, growing as they come:
+    /// what it allocates follows what it holds (a shared store's mirror,
+    /// read from a file of any size).
     pub fn new(capacity: usize) -> Self {
+        ReplayCache::with_room(capacity, 0)
+    }
+
+    /// [`ReplayCache::new`] with room for the default cap made at start, so
+    /// that a helper's logins allocate nothing.
+    pub fn reserved(capacity: usize) -> Self {
+        ReplayCache::with_room(capacity, capacity.min(RESERVED))
+    }
+
+    fn with_room(capacity: usize, room: usize) -> Self {
         ReplayCache {
-            entries: Table::with_room(capacity.min(RESERVED)),
+            entries: Table::with_room(room),
             capacity,
             last_sweep: 0,
         }
