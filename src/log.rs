@@ -1,9 +1,9 @@
 //! Where the helper's log lines go (docs/protocol.md §8). Lines never carry a token, a
-//! password, a secret or a seed: callers pass [`crate::core::helper::Decision`]s
-//! and messages built from names and reasons only.
+//! password, a secret or a seed: callers pass lines written from
+//! [`crate::core::helper::Decision`]s and messages built from names and
+//! reasons only.
 
 use crate::core::config::LogTarget;
-use crate::core::helper::Decision;
 use crate::log_file::LogFile;
 use crate::log_socket::{DEV_LOG, LogSocket};
 use std::path::Path;
@@ -133,17 +133,16 @@ impl Logger {
         self.target != LogTarget::None
     }
 
-    /// Logs a decision. Alarms (a full replay cache, a failing store) last
-    /// as long as their cause and come with every login meanwhile: the
-    /// first is logged at once, then one a minute with a count of the rest.
-    pub fn decision(&self, decision: &Decision<'_>) {
-        if !self.is_on() {
-            return;
-        }
-        match decision.alarm() {
-            Some(kind) => self.alarm(&kind, decision),
-            None if decision.verdict() => self.log(Level::Info, &decision.to_string()),
-            None => self.log(Level::Notice, &decision.to_string()),
+    /// Logs a decision, written out: at error when it is an alarm (a full
+    /// replay cache, a failing store: they last as long as their cause and
+    /// come with every login meanwhile, so the first is logged at once, then
+    /// one a minute with a count of the rest), else at info when accepted
+    /// and at notice when refused.
+    pub fn outcome(&self, alarm: Option<&str>, accepted: bool, line: &str) {
+        match alarm {
+            Some(kind) => self.alarm(kind, &line),
+            None if accepted => self.log(Level::Info, line),
+            None => self.log(Level::Notice, line),
         }
     }
 

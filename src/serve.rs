@@ -1,7 +1,7 @@
 //! The serving loop: the only code that reads stdin and writes stdout.
 
-use crate::core::frame::{Decoder, Protocol};
-use crate::core::helper::{Reason, Service};
+use crate::core::frame::Decoder;
+use crate::core::helper::{Decision, Reason, Service};
 use crate::core::replay::ReplayError;
 use crate::log::{Level, Logger};
 use crate::sys::{signals, stdio};
@@ -50,7 +50,8 @@ pub fn converse(
 ) -> Ending {
     let protocol = decoder.protocol();
     let mut replies = Vec::with_capacity(4096);
-    let mut provisional: Vec<Provisional> = Vec::new();
+    // Where the replies of the batch's logins are, and its log lines.
+    let (mut logins, mut lines) = (Vec::new(), Vec::new());
     loop {
         let read = match read(buffer) {
             Ok(None) => return Ending::Stopped,
@@ -61,7 +62,7 @@ pub fn converse(
             Err(e) if e.raw_os_error() == Some(libc::EIO) => return Ending::InputEnded,
             Err(e) => return Ending::ReadFailed(e),
         };
-        {
+        let committed = {
             // Held for a batch of requests; a panic while answering would be
             // a bug, but the replay memory it guards stays sound: go on.
             let mut service = service.lock().unwrap_or_else(|p| p.into_inner());
@@ -69,25 +70,29 @@ pub fn converse(
             decoder.feed(&buffer[..read], |frame| {
                 let decision = service.answer(frame, unix_now());
                 if decision.awaits_commit() {
-                    provisional.push(Provisional {
-                        reply_at: replies.len(),
-                        subject: logger.is_on().then(|| decision.subject().to_string()),
-                    });
-                } else {
-                    logger.decision(&decision);
+                    logins.push(replies.len());
+                }
+                if logger.is_on() {
+                    lines.push(Line::of(&decision));
                 }
                 replies.extend_from_slice(protocol.reply(decision.verdict()));
             });
-            let committed = service.commit();
-            settle(
-                &committed,
-                provisional.drain(..),
-                &mut replies,
-                protocol,
-                logger,
-            );
-        }
+            service.commit()
+        };
         buffer[..read].zeroize(); // the requests' passwords
+        if committed.is_err() {
+            // The replay memory could not keep the batch's logins: refused.
+            let refused = protocol.reply(false);
+            for at in logins.drain(..) {
+                replies[at..at + refused.len()].copy_from_slice(refused);
+            }
+        }
+        logins.clear();
+        // Said once the batch is over, with no lock held: a log that blocks
+        // (a full stderr pipe, a slow disk) holds up this conversation only.
+        for line in lines.drain(..) {
+            line.say(&committed, logger);
+        }
         if !replies.is_empty() {
             if let Err(e) = output.write_all(&replies) {
                 return Ending::WriteFailed(e);
@@ -97,38 +102,48 @@ pub fn converse(
     }
 }
 
-/// A login accepted in a batch whose replay records are not yet lasting.
-struct Provisional {
-    /// Where its reply is in the batch's replies.
-    reply_at: usize,
-    /// `auth alice@example.org`, when lines are logged.
-    subject: Option<String>,
+/// A batch's log line, written out while its request is at hand.
+enum Line {
+    Decided {
+        alarm: Option<String>,
+        accepted: bool,
+        text: String,
+    },
+    /// A login, accepted only if the batch was committed: `auth
+    /// alice@example.org`.
+    Login(String),
 }
 
-/// Once the batch is committed: logs its logins as accepted, or, when the
-/// replay memory could not keep them, turns their replies into refusals.
-fn settle(
-    committed: &Result<(), ReplayError>,
-    logins: impl Iterator<Item = Provisional>,
-    replies: &mut [u8],
-    protocol: Protocol,
-    logger: &Logger,
-) {
-    let refused = protocol.reply(false);
-    for login in logins {
-        match committed {
-            Ok(()) => {
-                if let Some(subject) = login.subject {
-                    logger.log(Level::Info, &format!("{subject}: accepted"));
-                }
+impl Line {
+    fn of(decision: &Decision<'_>) -> Line {
+        if decision.awaits_commit() {
+            Line::Login(decision.subject().to_string())
+        } else {
+            Line::Decided {
+                alarm: decision.alarm(),
+                accepted: decision.verdict(),
+                text: decision.to_string(),
             }
-            Err(e) => {
-                replies[login.reply_at..login.reply_at + refused.len()].copy_from_slice(refused);
-                if let Some(subject) = login.subject {
-                    let reason = Reason::Replay(e.clone());
-                    let kind = reason.alarm().unwrap_or_default();
-                    logger.alarm(&kind, &format_args!("{subject}: refused ({reason})"));
-                }
+        }
+    }
+
+    fn say(self, committed: &Result<(), ReplayError>, logger: &Logger) {
+        match (self, committed) {
+            (
+                Line::Decided {
+                    alarm,
+                    accepted,
+                    text,
+                },
+                _,
+            ) => logger.outcome(alarm.as_deref(), accepted, &text),
+            (Line::Login(subject), Ok(())) => {
+                logger.log(Level::Info, &format!("{subject}: accepted"))
+            }
+            (Line::Login(subject), Err(e)) => {
+                let reason = Reason::Replay(e.clone());
+                let kind = reason.alarm().unwrap_or_default();
+                logger.alarm(&kind, &format_args!("{subject}: refused ({reason})"));
             }
         }
     }
