@@ -84,6 +84,9 @@ pub struct SharedStore {
 struct Batch {
     open: bool,
     locked: bool,
+    /// Why the lock or the look at the file failed, for the rest of the
+    /// batch: its other tokens are refused at once, not after another wait.
+    failed: Option<String>,
     /// Encoded records not written yet.
     records: Vec<u8>,
     /// The time of its last token, for compaction.
@@ -495,10 +498,17 @@ impl SharedStore {
     /// The batch's part of [`ReplayMemory::record`]: the lock and the
     /// look at the file once, the write at [`ReplayMemory::commit`].
     fn record_in_batch(&mut self, key: Key, now: u64, until: u64) -> Result<(), ReplayError> {
+        if let Some(cause) = &self.batch.failed {
+            return Err(ReplayError::Store(cause.clone()));
+        }
         if !self.batch.locked {
-            self.lock()?;
-            if let Err(e) = self.sync(now) {
-                let _ = self.lock.unlock();
+            let synced = self.lock().and_then(|()| {
+                self.sync(now).inspect_err(|_| {
+                    let _ = self.lock.unlock();
+                })
+            });
+            if let Err(e) = synced {
+                self.batch.failed = Some(e.to_string());
                 return Err(e.into());
             }
             self.batch.locked = true;
@@ -634,6 +644,7 @@ impl ReplayMemory for SharedStore {
 
     fn commit(&mut self) -> Result<(), ReplayError> {
         self.batch.open = false;
+        self.batch.failed = None;
         if !std::mem::take(&mut self.batch.locked) {
             return Ok(());
         }
@@ -789,6 +800,35 @@ mod tests {
             second.record(key("3"), 103, 190),
             Err(ReplayError::Replayed)
         );
+    }
+
+    #[test]
+    fn a_batch_that_could_not_lock_refuses_its_other_tokens_without_waiting_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("replay");
+        let mut first = SharedStore::open(&path, 100, 100).unwrap();
+        let holder = SharedStore::open(&path, 100, 100).unwrap();
+        holder.lock.try_lock().unwrap();
+        let key = |nonce| replay::key(&id("alice", nonce));
+        first.begin();
+        let waited = Instant::now();
+        assert!(matches!(
+            first.record(key("1"), 100, 190),
+            Err(ReplayError::Store(cause)) if cause.contains("lock")
+        ));
+        assert!(waited.elapsed() >= LOCK_WAIT);
+        let again = Instant::now();
+        assert!(matches!(
+            first.record(key("2"), 100, 190),
+            Err(ReplayError::Store(_))
+        ));
+        assert!(again.elapsed() < LOCK_WAIT / 4, "{:?}", again.elapsed());
+        assert_eq!(first.commit(), Ok(()));
+        // The next batch tries again.
+        holder.lock.unlock().unwrap();
+        first.begin();
+        assert_eq!(first.record(key("2"), 101, 190), Ok(()));
+        assert_eq!(first.commit(), Ok(()));
     }
 
     #[test]
