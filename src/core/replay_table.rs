@@ -93,12 +93,17 @@ impl Table {
         let index = match look.until {
             Some(_) => look.index,
             None if (self.len + 1) * MAX_LOAD_DIVISOR > self.slots().len() => {
-                self.rebuild(self.slots().len() * 2, |_| true);
+                self.grow(self.slots().len() * 2);
                 self.look(&key).index
             }
             None => look.index,
         };
-        if until_is_empty(&self.slots()[index]) {
+        let slot = &self.slots()[index];
+        debug_assert!(
+            until_is_empty(slot) || slot[..16] == key[..],
+            "a look made before the table changed"
+        );
+        if until_is_empty(slot) {
             self.len += 1;
         }
         let slot = &mut self.slots_mut()[index];
@@ -107,8 +112,39 @@ impl Table {
     }
 
     /// Keeps the entries whose time `keep` accepts; the others are gone.
+    /// In place: a sweep of a full memory allocates nothing.
     pub fn retain(&mut self, keep: impl Fn(u32) -> bool) {
-        self.rebuild(self.slots().len(), keep);
+        let mut removed = 0;
+        for slot in self.slots_mut() {
+            if !until_is_empty(slot) && !keep(until(slot)) {
+                *slot = [0; SLOT];
+                removed += 1;
+            }
+        }
+        if removed == 0 {
+            return;
+        }
+        self.len -= removed;
+        // A look stops at the first empty slot, so an entry that now sits
+        // past a hole from where its look starts is put again. Cluster by
+        // cluster, from just after an empty slot: each entry then moves to
+        // the first empty slot of its look, at or before where it was.
+        let mask = self.slots().len() - 1;
+        let first_empty = (0..=mask)
+            .find(|&index| until_is_empty(&self.slots()[index]))
+            .expect("under half the slots are used");
+        for step in 1..=mask + 1 {
+            let index = (first_empty + step) & mask;
+            let entry = self.slots()[index];
+            if until_is_empty(&entry) {
+                continue;
+            }
+            self.slots_mut()[index] = [0; SLOT];
+            let Place::Vacant(place) = self.place(key(&entry)) else {
+                unreachable!("keys are unique in the table");
+            };
+            self.slots_mut()[place] = entry;
+        }
     }
 
     /// Every entry, in no particular order.
@@ -143,12 +179,12 @@ impl Table {
         ((product as u64) ^ ((product >> 64) as u64)) as usize
     }
 
-    /// Moves the entries `keep` accepts into `slots` fresh slots.
-    fn rebuild(&mut self, slots: usize, keep: impl Fn(u32) -> bool) {
+    /// Moves the entries into `slots` fresh slots.
+    fn grow(&mut self, slots: usize) {
         let old = std::mem::replace(&mut self.bytes, empty_slots(slots));
         self.len = 0;
         for slot in old.as_chunks::<SLOT>().0 {
-            if !until_is_empty(slot) && keep(until(slot)) {
+            if !until_is_empty(slot) {
                 let Place::Vacant(index) = self.place(key(slot)) else {
                     unreachable!("keys are unique in the old table");
                 };
@@ -228,6 +264,24 @@ mod tests {
         listed.sort();
         expected.sort();
         assert_eq!(listed, expected);
+    }
+
+    #[test]
+    fn a_sweep_in_place_keeps_every_survivor_findable() {
+        // A small table, nearly half full, so that looks run through long
+        // clusters that wrap around its end; every other entry swept.
+        let mut table = Table::with_room(30);
+        let keys: Vec<Key> = (0..31).map(key_of).collect();
+        for (n, key) in keys.iter().enumerate() {
+            table.set(table.look(key), *key, 1 + n as u32);
+        }
+        let slots = table.slots().len();
+        table.retain(|until| until % 2 == 0);
+        assert_eq!((table.len(), table.slots().len()), (15, slots));
+        for (n, key) in keys.iter().enumerate() {
+            let expected = (n % 2 == 1).then_some(1 + n as u32);
+            assert_eq!(table.get(key), expected, "key {n}");
+        }
     }
 
     #[test]
