@@ -620,7 +620,11 @@ impl ReplayMemory for RedisStore {
         if let Some(local) = &mut self.local {
             local.degraded = None;
             if verdict.is_ok() {
-                local.cache.remember(key, until);
+                // For an outage to come: what the engine accepted is kept
+                // here too, within replay_cache_size (expired tokens make
+                // room, at most once a second; a full memory takes no more,
+                // and loses nothing the engine does not hold).
+                let _ = local.cache.record_key(key, now, until);
             }
             if !local.pending.is_empty() {
                 self.write_back(deadline, now);
