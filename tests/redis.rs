@@ -327,6 +327,20 @@ impl Helper {
     }
 }
 
+/// The store's failure was logged once, then counted (`more` refusals):
+/// the cause is the same for every token, so the alarm is rate-limited.
+fn one_alarm_then_a_count(log: &str, more: usize) {
+    assert_eq!(
+        log.matches("refused (replay store failed").count(),
+        1,
+        "{log}"
+    );
+    assert!(
+        log.contains(&format!("{more} more refusals (replay store failed")),
+        "{log}"
+    );
+}
+
 #[test]
 fn a_token_accepted_on_one_node_is_refused_on_another() {
     let engine = Engine::start();
@@ -645,15 +659,7 @@ fn an_untrusted_engine_certificate_is_said_in_words_and_refused() {
         assert!(log.contains("replay store failed"), "{log}");
         assert!(log.contains(said), "{said}: {log}");
         assert!(!log.contains(PASSWORD), "{log}");
-        assert_eq!(
-            log.matches("refused (replay store failed").count(),
-            1,
-            "{log}"
-        );
-        assert!(
-            log.contains("2 more refusals (replay store failed"),
-            "{log}"
-        );
+        one_alarm_then_a_count(&log, 2);
     }
     assert!(engine.keys().is_empty(), "{:?}", engine.keys());
 }
@@ -701,16 +707,7 @@ fn a_missing_acl_permission_is_named_and_helpers_stay_up_refusing() {
             "{log}"
         );
         assert!(log.contains(said) && log.contains(fix), "{rules}: {log}");
-        // One alarm, then a count: the cause is the same for every token.
-        assert_eq!(
-            log.matches("refused (replay store failed").count(),
-            1,
-            "{log}"
-        );
-        assert!(
-            log.contains("2 more refusals (replay store failed"),
-            "{log}"
-        );
+        one_alarm_then_a_count(&log, 2);
     }
     // verify's EXISTS is checked too, though a helper would work.
     engine.cli(&["ACL", "DELUSER", "xta"]);
