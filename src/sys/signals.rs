@@ -3,34 +3,47 @@
 //! been answered, and never between reading a request and writing its reply.
 //!
 //! Until [`serving`] is called the handler exits at once: no request has
-//! been read yet. From then on the three signals are blocked, except inside
-//! the `ppoll` in which [`Serving::read`] waits for input, which lets them in
-//! for exactly as long as it sleeps; and the handler only raises a flag. So:
+//! been read yet. From then on the three signals are blocked in every
+//! thread and taken by a thread of their own, which raises a flag and wakes
+//! the serving thread with [`WAKE`], a signal whose handler does nothing but
+//! interrupt the `read` the serving thread sleeps in. So:
 //!
-//! - a signal interrupts nothing but that wait: never a `read` that has
-//!   returned requests (a handler that exits would run as that system call
-//!   returns, before any "busy" flag could be raised), nor the answering,
-//!   nor a `write`;
-//! - unblocking and sleeping are one system call, so no signal can slip in
-//!   between looking for one and going to sleep, to be noticed only after
-//!   the next request; one that comes while the helper is busy stays
-//!   pending, and the next read finds it (with `sigpending`, as `ppoll` lets
-//!   a pending signal in only when it has to sleep: under a steady stream of
-//!   requests it would wait for a pause);
-//! - once the signal is taken, reading no longer waits: it returns what was
+//! - a stop never interrupts the answering: a `read` that has returned
+//!   requests returns them (a signal only cuts a read short that has read
+//!   nothing), and the flag is looked at before the next one;
+//! - waiting for input is a plain `read`, one system call a request: no
+//!   `ppoll` with the signals let in, no `sigpending` (the round trip of one
+//!   request at a time was 1.2 × a plain helper's with them);
+//! - a wake-up can come just after the flag was looked at and before the
+//!   `read` sleeps, and be lost: the signal thread wakes the serving thread
+//!   again every [`WAKE_AGAIN`] until it says it saw the flag, so a stop is
+//!   noticed within that at worst;
+//! - once the stop is seen, reading no longer waits: it returns what was
 //!   waiting then, counted by FIONREAD, for the loop to answer, and then
 //!   reports the stop. A host that keeps writing cannot keep the helper.
-//!
-//! The helper runs a single thread, so no other thread can take the signal.
 
 use std::io::{self, Read};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
 use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
+use std::time::Duration;
 
 const STOP_SIGNALS: [libc::c_int; 3] = [libc::SIGTERM, libc::SIGINT, libc::SIGHUP];
 
 static SERVING: AtomicBool = AtomicBool::new(false);
 static STOP: AtomicBool = AtomicBool::new(false);
+/// The serving thread saw [`STOP`]: no more wake-ups needed.
+static SEEN: AtomicBool = AtomicBool::new(false);
+
+/// How often the serving thread is woken again until it sees the stop.
+const WAKE_AGAIN: Duration = Duration::from_millis(10);
+
+/// The signal that cuts the serving thread's `read` short: the first
+/// real-time signal free for programs, which no host sends by chance.
+fn wake_signal() -> libc::c_int {
+    libc::SIGRTMIN()
+}
+
+extern "C" fn on_wake(_: libc::c_int) {}
 
 extern "C" fn on_signal(_: libc::c_int) {
     if !SERVING.load(SeqCst) {
@@ -60,39 +73,72 @@ pub fn install() -> io::Result<()> {
     Ok(())
 }
 
-/// Blocks the three signals, so that from now on they arrive only inside
-/// [`Serving::read`].
+/// Blocks the three signals in this thread and every later one, and starts
+/// the thread that takes them and wakes this one (see the module's comment).
 pub fn serving() -> io::Result<Serving> {
-    // SAFETY: sigemptyset, sigaddset and sigdelset fill local sets;
-    // pthread_sigmask reads one and writes the other.
+    // SAFETY: a zeroed sigaction is "no flags (so no SA_RESTART: the read
+    // is cut short), empty mask"; the handler does nothing. The sets are
+    // local, filled by sigemptyset and sigaddset, read by pthread_sigmask.
     unsafe {
+        let mut action: libc::sigaction = std::mem::zeroed();
+        action.sa_sigaction = on_wake as *const () as libc::sighandler_t;
+        libc::sigemptyset(&mut action.sa_mask);
+        if libc::sigaction(wake_signal(), &action, std::ptr::null_mut()) != 0 {
+            return Err(io::Error::last_os_error());
+        }
         let mut stop: libc::sigset_t = std::mem::zeroed();
         libc::sigemptyset(&mut stop);
         for signal in STOP_SIGNALS {
             libc::sigaddset(&mut stop, signal);
         }
-        let mut before: libc::sigset_t = std::mem::zeroed();
-        let rc = libc::pthread_sigmask(libc::SIG_BLOCK, &stop, &mut before);
+        let rc = libc::pthread_sigmask(libc::SIG_BLOCK, &stop, std::ptr::null_mut());
+        if rc != 0 {
+            return Err(io::Error::from_raw_os_error(rc));
+        }
+        // Let in even if the parent had blocked it.
+        let mut wake: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut wake);
+        libc::sigaddset(&mut wake, wake_signal());
+        let rc = libc::pthread_sigmask(libc::SIG_UNBLOCK, &wake, std::ptr::null_mut());
         if rc != 0 {
             return Err(io::Error::from_raw_os_error(rc));
         }
         SERVING.store(true, SeqCst);
-        // The mask to sleep with: as before, but letting the three in even if
-        // the parent had blocked them.
-        let mut waiting = before;
-        for signal in STOP_SIGNALS {
-            libc::sigdelset(&mut waiting, signal);
+        let serving_thread = libc::pthread_self();
+        // Started with the three blocked, as this thread has them now; the
+        // wake signal is for the serving thread only.
+        std::thread::Builder::new()
+            .name("signals".into())
+            .stack_size(64 * 1024)
+            .spawn(move || take_stop(stop, wake, serving_thread))?;
+        Ok(Serving { owed: None })
+    }
+}
+
+/// The signal thread: waits for one of the three, raises [`STOP`], and
+/// wakes the serving thread until it has seen it.
+fn take_stop(stop: libc::sigset_t, wake: libc::sigset_t, serving: libc::pthread_t) {
+    // SAFETY: pthread_sigmask reads `wake`; sigwaitinfo reads `stop`, with a
+    // null info pointer, which is allowed; pthread_kill signals a thread of
+    // this process that lives as long as the process does (the main thread).
+    unsafe {
+        libc::pthread_sigmask(libc::SIG_BLOCK, &wake, std::ptr::null_mut());
+        // Only EINTR can cut it short: the set is valid.
+        while libc::sigwaitinfo(&stop, std::ptr::null_mut()) < 0 {
+            if io::Error::last_os_error().kind() != io::ErrorKind::Interrupted {
+                return;
+            }
         }
-        Ok(Serving {
-            waiting,
-            owed: None,
-        })
+        STOP.store(true, SeqCst);
+        while !SEEN.load(SeqCst) {
+            libc::pthread_kill(serving, wake_signal());
+            std::thread::sleep(WAKE_AGAIN);
+        }
     }
 }
 
 /// The serving loop's way of reading input (see the module's comment).
 pub struct Serving {
-    waiting: libc::sigset_t,
     /// Once a stop signal was taken: the bytes still to read of those that
     /// were waiting then.
     owed: Option<usize>,
@@ -115,7 +161,8 @@ impl Serving {
             tv_nsec: t.subsec_nanos() as libc::c_long,
         });
         loop {
-            if self.owed.is_none() && (STOP.load(SeqCst) || stop_pending()?) {
+            if self.owed.is_none() && STOP.load(SeqCst) {
+                SEEN.store(true, SeqCst);
                 self.owed = Some(waiting(input.as_fd()).unwrap_or(buffer.len()));
             }
             match self.owed {
@@ -123,7 +170,7 @@ impl Serving {
                 // It was there when the signal was taken: no sleeping (and
                 // the look is only for input that cannot count its bytes).
                 Some(owed) => {
-                    if poll(input.as_fd(), Some(&NO_TIME), None)? != Polled::Ready {
+                    if poll(input.as_fd(), Some(&NO_TIME))? != Polled::Ready {
                         return Ok(None);
                     }
                     let read = input.read(buffer)?;
@@ -133,8 +180,12 @@ impl Serving {
                     });
                     return Ok(Some(read));
                 }
-                // Sleeps with the stop signals let in.
-                None => match poll(input.as_fd(), timeout.as_ref(), Some(&self.waiting))? {
+                // Sleeps in the read itself; the wake signal cuts it short.
+                None if timeout.is_none() => match input.read(buffer) {
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    read => return read.map(Some),
+                },
+                None => match poll(input.as_fd(), timeout.as_ref())? {
                     Polled::Ready => return input.read(buffer).map(Some),
                     Polled::TimedOut => return Err(io::ErrorKind::TimedOut.into()),
                     // A signal: look again.
@@ -157,22 +208,18 @@ const NO_TIME: libc::timespec = libc::timespec {
     tv_nsec: 0,
 };
 
-/// Waits up to `timeout` (forever if none) with the signal `mask` (the
-/// current one if none) for `fd` to be readable or hung up.
-fn poll(
-    fd: BorrowedFd<'_>,
-    timeout: Option<&libc::timespec>,
-    mask: Option<&libc::sigset_t>,
-) -> io::Result<Polled> {
+/// Waits up to `timeout` (forever if none) for `fd` to be readable or hung
+/// up.
+fn poll(fd: BorrowedFd<'_>, timeout: Option<&libc::timespec>) -> io::Result<Polled> {
     let mut poll = libc::pollfd {
         fd: fd.as_raw_fd(),
         events: libc::POLLIN,
         revents: 0,
     };
     let timeout = timeout.map_or(std::ptr::null(), |t| t as *const libc::timespec);
-    let mask = mask.map_or(std::ptr::null(), |m| m as *const libc::sigset_t);
-    // SAFETY: one valid pollfd; the timeout and the mask are valid or null.
-    let ready = unsafe { libc::ppoll(&mut poll, 1, timeout, mask) };
+    // SAFETY: one valid pollfd; the timeout is valid or null, the mask null
+    // (the thread's own).
+    let ready = unsafe { libc::ppoll(&mut poll, 1, timeout, std::ptr::null()) };
     match ready {
         1.. => Ok(Polled::Ready),
         0 => Ok(Polled::TimedOut),
@@ -183,22 +230,6 @@ fn poll(
                 _ => Err(e),
             }
         }
-    }
-}
-
-/// Whether a stop signal is pending. `ppoll` delivers one only when it would
-/// sleep: while input keeps coming it returns at once, and the signal would
-/// wait for a pause in the input.
-fn stop_pending() -> io::Result<bool> {
-    // SAFETY: sigpending fills the local set that sigismember then reads.
-    unsafe {
-        let mut pending: libc::sigset_t = std::mem::zeroed();
-        if libc::sigpending(&mut pending) != 0 {
-            return Err(io::Error::last_os_error());
-        }
-        Ok(STOP_SIGNALS
-            .iter()
-            .any(|&signal| libc::sigismember(&pending, signal) == 1))
     }
 }
 
