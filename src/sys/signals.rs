@@ -5,7 +5,7 @@
 //! Until [`serving`] is called the handler exits at once: no request has
 //! been read yet. From then on the three signals are blocked in every
 //! thread and taken by a thread of their own, which raises a flag and wakes
-//! the serving thread with [`WAKE`], a signal whose handler does nothing but
+//! the serving thread with a real-time signal whose handler does nothing but
 //! interrupt the `read` the serving thread sleeps in. So:
 //!
 //! - a stop never interrupts the answering: a `read` that has returned
@@ -16,7 +16,7 @@
 //!   request at a time was 1.2 × a plain helper's with them);
 //! - a wake-up can come just after the flag was looked at and before the
 //!   `read` sleeps, and be lost: the signal thread wakes the serving thread
-//!   again every [`WAKE_AGAIN`] until it says it saw the flag, so a stop is
+//!   again every 10 ms until it says it saw the flag, so a stop is
 //!   noticed within that at worst;
 //! - once the stop is seen, reading no longer waits: it returns what was
 //!   waiting then, counted by FIONREAD, for the loop to answer, and then
@@ -57,9 +57,8 @@ extern "C" fn on_signal(_: libc::c_int) {
 /// Installs the handler for the three signals.
 pub fn install() -> io::Result<()> {
     for signal in STOP_SIGNALS {
-        // SAFETY: a zeroed sigaction is a valid "no flags, empty mask" value
-        // (without SA_RESTART, though ppoll is never restarted anyway); the
-        // handler only touches atomics and calls _exit.
+        // SAFETY: a zeroed sigaction is a valid "no flags, empty mask"
+        // value; the handler only touches atomics and calls _exit.
         let rc = unsafe {
             let mut action: libc::sigaction = std::mem::zeroed();
             action.sa_sigaction = on_signal as *const () as libc::sighandler_t;
