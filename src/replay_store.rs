@@ -526,6 +526,8 @@ impl SharedStore {
         if !records.is_empty() {
             written = self.append(&records);
             if written.is_ok() {
+                // A store that cannot be compacted grows until it is
+                // refused as too large: say so now, failing closed.
                 written = self.compact(self.batch.now);
             }
         }
@@ -655,19 +657,12 @@ impl ReplayMemory for SharedStore {
         if self.batch.open {
             return self.record_in_batch(key, now, until);
         }
-        let mut outcome = Ok(());
-        self.locked(|store| {
-            store.sync(now)?;
-            outcome = store.mirror.record_key(key, now, until);
-            if outcome.is_ok() {
-                store.append(&encode(&key, until))?;
-                // A store that cannot be compacted grows until it is
-                // refused as too large: say so now, failing closed.
-                store.compact(now)?;
-            }
-            Ok(())
-        })?;
-        outcome
+        // Outside a batch (verify, tests): a batch of one, lasting when this
+        // returns.
+        self.begin();
+        let recorded = self.record_in_batch(key, now, until);
+        let committed = self.commit();
+        recorded.and(committed)
     }
 }
 
